@@ -1,0 +1,102 @@
+"""The typer application: global options, command registration, and the error boundary."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, List, Mapping, Optional
+
+import typer
+
+from lbctl import __version__
+from lbctl.cli.session import Session, debug_enabled
+from lbctl.errors import InternalError, LbctlError, UsageError
+
+from typer._click import exceptions as click_exc  # typer >= 0.29 vendors click
+
+app = typer.Typer(
+    name="lbctl",
+    help="The package manager for LangBot plugins.",
+    pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"lbctl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[Optional[Path], typer.Option("--home", help="The environment directory [env: LBCTL_HOME].")] = None,
+    index_url: Annotated[Optional[str], typer.Option("--index-url", help="Marketplace base URL [env: LBCTL_INDEX_URL].")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option("--cache-dir", help="Download cache [env: LBCTL_CACHE_DIR].")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Do not use the download cache.")] = False,
+    offline: Annotated[bool, typer.Option("--offline", help="Never use the network [env: LBCTL_OFFLINE=1].")] = False,
+    find_links: Annotated[Optional[List[Path]], typer.Option("--find-links", help="Directory of .lbpkg files (repeatable).")] = None,
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="table or json [env: LBCTL_OUTPUT].")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Same as --output json.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Answer yes to every confirmation [env: LBCTL_YES=1].")] = False,
+    quiet: Annotated[int, typer.Option("--quiet", "-q", count=True, help="Less narration on stderr.")] = 0,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More narration on stderr.")] = 0,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colour [env: NO_COLOR].")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors [env: LBCTL_DEBUG=1].")] = False,
+    version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """The package manager for LangBot plugins."""
+    session: Session = ctx.obj
+    session.flags.update(
+        home=home, index_url=index_url, cache_dir=cache_dir, no_cache=no_cache or None,
+        offline=offline or None, find_links=find_links or None, output="json" if json_ else output,
+        yes=yes or None, no_color=no_color or None, no_progress=no_progress or None,
+        verbosity=verbose or None, quiet=quiet,
+    )
+    session.command = ctx.invoked_subcommand or ""
+
+
+def _register() -> None:
+    from lbctl.cli import config, environment, market, misc, packages, runtime
+
+    for module in (packages, market, config, environment, runtime, misc):
+        module.register(app)
+
+
+def invoke(argv: list[str], environ: Mapping[str, str]) -> int:
+    """Run one command line; every failure becomes a rendered error and an exit code."""
+    from lbctl.cli import command_name
+
+    _register()
+    session = Session(environ, argv)
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="lbctl", standalone_mode=False, obj=session)
+        return session.exit_code
+    except LbctlError as exc:
+        if debug_enabled(argv, environ):
+            raise
+        return session.renderer.error(exc, command_name(argv))
+    except typer.Exit as exc:
+        return exc.exit_code
+    except click_exc.NoArgsIsHelpError as exc:
+        exc.show()
+        return 2
+    except click_exc.ClickException as exc:
+        return session.renderer.error(UsageError(exc.format_message()), command_name(argv))
+    except (KeyboardInterrupt, typer.Abort):
+        sys.stderr.write("\ninterrupted\n")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback unless asked
+        if debug_enabled(argv, environ):
+            raise
+        error = InternalError(
+            f"internal error: {type(exc).__name__}: {exc}",
+            hint="This is a bug in lbctl; rerun with --debug and report the traceback.",
+        )
+        return session.renderer.error(error, command_name(argv))

@@ -1,0 +1,125 @@
+"""Package commands: install, uninstall, list, show, inspect, enable, disable, outdated, update, download."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, List, Optional
+
+import typer
+
+from lbctl.cli.options import DryRun, Force, OptPluginId, PluginId, PluginIds, Pre, Timeout
+
+
+def register(app: typer.Typer) -> None:
+    for name, fn, hidden in (
+        ("install", install, False), ("uninstall", uninstall, False), ("remove", uninstall, True),
+        ("list", list_, False), ("ls", list_, True), ("show", show, False), ("inspect", inspect, False),
+        ("enable", enable, False), ("disable", disable, False), ("outdated", outdated, False),
+        ("update", update, False), ("upgrade", update, True), ("download", download, False),
+    ):
+        app.command(name, hidden=hidden)(fn)
+
+
+def install(
+    ctx: typer.Context,
+    specs: Annotated[Optional[List[str]], typer.Argument(metavar="SPEC...", help="author/name[==V], a .lbpkg path, or a URL.")] = None,
+    requirements: Annotated[Optional[Path], typer.Option("-r", "--requirements", help="Install what a plugins file lists.")] = None,
+    force: Force = False, pre: Pre = False, dry_run: DryRun = False,
+    no_start: Annotated[bool, typer.Option("--no-start", help="Do not wait for a live runtime host.")] = False,
+    timeout: Timeout = 60.0,
+) -> None:
+    """Install plugins from the marketplace, a local .lbpkg file, or a URL."""
+    from lbctl.ops import install as op
+
+    result = op.install(ctx.obj.context, specs or [], force=force, pre=pre, dry_run=dry_run,
+                        requirements=str(requirements) if requirements else None)
+    ctx.obj.render(_live(ctx, result, wait=not (no_start or dry_run), timeout=timeout))
+
+
+def uninstall(ctx: typer.Context, ids: PluginIds, purge: Annotated[bool, typer.Option("--purge", help="Also delete config and stored data.")] = False,
+              dry_run: DryRun = False, timeout: Timeout = 60.0) -> None:
+    """Remove plugins; their config and data are kept unless --purge."""
+    from lbctl.ops import manage
+
+    result = manage.uninstall(ctx.obj.context, ids, purge=purge, dry_run=dry_run)
+    ctx.obj.render(_live(ctx, result, wait=not dry_run, timeout=timeout))
+
+
+def list_(ctx: typer.Context,
+          source: Annotated[Optional[str], typer.Option("--source", help="marketplace, local or url.")] = None,
+          outdated: Annotated[bool, typer.Option("--outdated", help="Only plugins with a newer marketplace version.")] = False) -> None:
+    """List installed plugins."""
+    from lbctl.ops import query
+
+    ctx.obj.render(query.list_plugins(ctx.obj.context, source=source, outdated=outdated))
+
+
+def show(ctx: typer.Context, plugin_id: PluginId) -> None:
+    """Show an installed plugin: manifest, components, provenance, config."""
+    from lbctl.ops import query
+
+    ctx.obj.render(query.show(ctx.obj.context, plugin_id))
+
+
+def inspect(ctx: typer.Context, file: Annotated[str, typer.Argument(metavar="FILE.lbpkg")]) -> None:
+    """Validate a .lbpkg file without installing it and show what it contains."""
+    from lbctl.ops import query
+
+    ctx.obj.render(query.inspect(ctx.obj.context, file))
+
+
+def enable(ctx: typer.Context, ids: PluginIds, timeout: Timeout = 60.0) -> None:
+    """Enable plugins (a disabled plugin stays installed but is not run)."""
+    from lbctl.ops import manage
+
+    ctx.obj.render(_live(ctx, manage.set_enabled(ctx.obj.context, ids, enabled=True), timeout=timeout))
+
+
+def disable(ctx: typer.Context, ids: PluginIds, timeout: Timeout = 60.0) -> None:
+    """Disable plugins without uninstalling them."""
+    from lbctl.ops import manage
+
+    ctx.obj.render(_live(ctx, manage.set_enabled(ctx.obj.context, ids, enabled=False), timeout=timeout))
+
+
+def outdated(ctx: typer.Context, exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when anything is outdated.")] = False) -> None:
+    """List marketplace installs that have a newer version."""
+    from lbctl.ops import update as op
+
+    ctx.obj.render(op.outdated(ctx.obj.context, exit_code=exit_code))
+
+
+def update(
+    ctx: typer.Context,
+    ids: Annotated[Optional[List[str]], typer.Argument(metavar="[ID...]", help="Plugins to update.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Update every marketplace install.")] = False,
+    to: Annotated[Optional[str], typer.Option("--to", help="Version spec to update to.")] = None,
+    exclude: Annotated[Optional[List[str]], typer.Option("--exclude", help="Skip this id (repeatable).")] = None,
+    pre: Pre = False, dry_run: DryRun = False, timeout: Timeout = 60.0,
+) -> None:
+    """Update marketplace installs (local and url installs are never updated)."""
+    from lbctl.ops import update as op
+
+    result = op.update(ctx.obj.context, ids or [], all_=all_, to=to, exclude=exclude or [], pre=pre, dry_run=dry_run)
+    ctx.obj.render(_live(ctx, result, wait=not dry_run, timeout=timeout))
+
+
+def download(
+    ctx: typer.Context,
+    specs: Annotated[List[str], typer.Argument(metavar="SPEC...")],
+    dest: Annotated[Path, typer.Option("-d", "--dest", help="Directory to save packages in.")] = Path("."),
+    pre: Pre = False,
+) -> None:
+    """Save packages as DIR/author-name-version.lbpkg without installing them."""
+    from lbctl.ops import remote
+
+    ctx.obj.render(remote.download(ctx.obj.context, specs, dest, pre=pre))
+
+
+def _live(ctx: typer.Context, result, *, wait: bool = True, timeout: float = 60.0):
+    """With a runtime host up, apply the change at once and report each plugin's live state."""
+    if not wait:
+        return result
+    from lbctl.ops import live
+
+    return live.apply(ctx.obj.context, result, timeout=timeout)

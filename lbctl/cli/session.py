@@ -1,0 +1,75 @@
+"""Per-invocation glue between typer and the core: global flags -> Settings -> Context; results -> Renderer."""
+
+from __future__ import annotations
+
+import os
+import sys
+from functools import cached_property
+from typing import Any, Mapping
+
+from lbctl.context import Context
+from lbctl.errors import ConfirmationNeededError
+from lbctl.models import Result
+from lbctl.render import Renderer
+from lbctl.settings import Settings, resolve
+
+
+class Session:
+    def __init__(self, environ: Mapping[str, str], argv: list[str]):
+        self.environ = environ
+        self.argv = argv
+        self.flags: dict[str, Any] = {}
+        self.exit_code = 0
+        self.command = ""
+
+    @cached_property
+    def settings(self) -> Settings:
+        return resolve(self.flags, self.environ)
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        json_output = wants_json(self.argv, self.environ, self.flags)
+        try:
+            settings = self.settings
+            json_output, no_color = json_output or settings.json, settings.no_color
+        except Exception:  # noqa: BLE001 - a broken setting must still render its own error
+            no_color = "NO_COLOR" in self.environ
+        return Renderer(json_output=json_output, quiet=self.flags.get("quiet") or 0,
+                        verbose=self.flags.get("verbosity") or 0, color=not no_color and sys.stdout.isatty())
+
+    @cached_property
+    def context(self) -> Context:
+        return Context(self.settings, confirm=self.confirm, progress=self.progress_factory())
+
+    def render(self, result: Result) -> None:
+        self.exit_code = self.renderer.result(result)
+
+    def confirm(self, message: str) -> bool:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise ConfirmationNeededError(f"{message} (confirmation needed)",
+                                          hint="Pass --yes to confirm when not on a terminal.")
+        from rich.prompt import Confirm
+
+        return Confirm.ask(message, console=self.renderer.console("err"), default=False)
+
+    def progress_factory(self):
+        if self.settings.no_progress or self.settings.json or not sys.stderr.isatty():
+            return None
+        from lbctl.cli.progress import make_progress
+
+        return make_progress(self.renderer.console("err"))
+
+
+def wants_json(argv: list[str], environ: Mapping[str, str], flags: Mapping[str, Any]) -> bool:
+    if flags.get("output") == "json" or flags.get("json"):
+        return True
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg in ("--json", "--output=json", "-ojson") or (arg in ("-o", "--output") and argv[i + 1:i + 2] == ["json"]):
+            return True
+    return environ.get("LBCTL_OUTPUT") == "json"
+
+
+def debug_enabled(argv: list[str], environ: Mapping[str, str] = os.environ) -> bool:
+    return "--debug" in argv or environ.get("LBCTL_DEBUG", "") not in ("", "0")

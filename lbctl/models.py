@@ -1,0 +1,129 @@
+"""Frozen data shared by every layer. No behaviour beyond small derived views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Source = Literal["marketplace", "local", "url"]
+SOURCES: tuple[str, ...] = ("marketplace", "local", "url")
+
+
+@dataclass(frozen=True)
+class Component:
+    kind: str
+    name: str
+    description: str = ""
+    parameters: dict | None = None
+
+    def to_json(self) -> dict:
+        data: dict[str, Any] = {"name": self.name, "description": self.description}
+        if self.kind == "Tool":
+            data["parameters"] = self.parameters
+        return data
+
+
+@dataclass(frozen=True)
+class PackageInfo:
+    """What a valid .lbpkg says about itself."""
+
+    author: str
+    name: str
+    version: str
+    label: str
+    description: str
+    repository: str
+    components: tuple[Component, ...]
+    config_schema: tuple[dict, ...]
+    sha256: str
+    size: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.author}/{self.name}"
+
+    def components_by_kind(self) -> dict[str, list[Component]]:
+        grouped: dict[str, list[Component]] = {}
+        for component in self.components:
+            grouped.setdefault(component.kind, []).append(component)
+        return grouped
+
+
+@dataclass(frozen=True)
+class Record:
+    """The desired state of one installed plugin, as stored in the environment."""
+
+    id: str
+    version: str
+    source: str
+    sha256: str
+    installed_at: str
+    spec: str | None = None
+    origin: str | None = None
+    enabled: bool = True
+    previous_sha256: str | None = None
+    previous_version: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "source": self.source,
+            "sha256": self.sha256,
+            "installed_at": self.installed_at,
+            "spec": self.spec,
+            "origin": self.origin,
+            "enabled": self.enabled,
+            "previous_sha256": self.previous_sha256,
+            "previous_version": self.previous_version,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> Record:
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass(frozen=True)
+class Action:
+    """One line of a plan or of its outcome (spec §6, `data.actions`)."""
+
+    id: str
+    action: str
+    status: str
+    to: str | None = None
+    from_: str | None = None
+    source: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "action": self.action,
+            "from": self.from_,
+            "to": self.to,
+            "source": self.source,
+            "status": self.status,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Result:
+    """What every use case returns: the JSON `data`, plus warnings and failures for the envelope.
+
+    `kind` tells the renderer which table to draw; `errors` are per-item failures of a batch.
+    """
+
+    command: str
+    kind: str
+    data: Any
+    warnings: tuple[str, ...] = ()
+    errors: tuple[dict, ...] = ()
+    exit_code: int = 0
+    text: str | None = None  # printed verbatim in table mode (a TOML file, a script)
+
+    @property
+    def status(self) -> str:
+        if self.exit_code == 0:
+            return "success"
+        return "partial" if self.errors and self.exit_code == 1 else "error"

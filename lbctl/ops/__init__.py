@@ -1,0 +1,1 @@
+"""Use cases. Each takes a Context and returns a models.Result; none prints."""

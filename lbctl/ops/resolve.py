@@ -1,0 +1,49 @@
+"""Turn specs into verified candidate packages, before anything in the environment changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from lbctl import lbpkg
+from lbctl.context import Context
+from lbctl.errors import NotFoundError, UsageError
+from lbctl.models import PackageInfo
+
+
+@dataclass(frozen=True)
+class Candidate:
+    info: PackageInfo
+    data: bytes
+    source: str
+    origin: str
+    spec: str | None = None
+
+
+def read_local(path: Path, spec: str | None = None) -> Candidate:
+    if not path.exists():
+        raise NotFoundError(f"No such file: {path}")
+    info, data = lbpkg.read_file(path)
+    return Candidate(info, data, "local", str(path.resolve()), spec)
+
+
+def resolve_all(ctx: Context, specs: list[str], *, pre: bool = False) -> list[Candidate]:
+    """Resolve every spec; any failure raises before anything is changed."""
+    candidates = [resolve(ctx, spec, pre=pre) for spec in specs]
+    seen: dict[str, str] = {}
+    for spec, cand in zip(specs, candidates):
+        if cand.info.id in seen:
+            raise UsageError(f"{cand.info.id} is named twice ({seen[cand.info.id]} and {spec})")
+        seen[cand.info.id] = spec
+    return candidates
+
+
+def resolve(ctx: Context, spec: str, *, pre: bool = False) -> Candidate:
+    from lbctl.specs import parse_spec
+
+    parsed = parse_spec(spec)
+    if parsed.kind == "local":
+        return read_local(parsed.path or Path(spec).expanduser(), spec)
+    from lbctl.ops import remote
+
+    return remote.resolve(ctx, parsed, pre=pre)

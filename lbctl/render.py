@@ -1,0 +1,196 @@
+"""The only place that prints: results and errors become tables on stdout, talk on stderr, or one JSON
+document on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable, TextIO
+
+from lbctl.errors import LbctlError
+from lbctl.models import Result
+
+_PAST = {"install": "installed", "reinstall": "reinstalled", "update": "updated", "downgrade": "downgraded",
+         "uninstall": "uninstalled", "purge": "purged", "config": "configured", "enable": "enabled",
+         "disable": "disabled", "skip": "skipped"}
+
+
+class Renderer:
+    def __init__(self, *, json_output: bool = False, quiet: int = 0, verbose: int = 0, color: bool = True,
+                 stdout: TextIO | None = None, stderr: TextIO | None = None):
+        self.json = json_output
+        self.level = verbose - quiet
+        self.color = color
+        self.stdout = stdout or sys.stdout
+        self.stderr = stderr or sys.stderr
+        self._consoles: dict[str, Any] = {}
+
+    def console(self, which: str = "out"):
+        if which not in self._consoles:
+            from rich.console import Console
+
+            stream = self.stdout if which == "out" else self.stderr
+            self._consoles[which] = Console(file=stream, no_color=not self.color, highlight=False,
+                                            soft_wrap=which == "err")
+        return self._consoles[which]
+
+    # talk on stderr -------------------------------------------------------------------------------
+    def note(self, message: str, *, level: int = 0) -> None:
+        if self.level >= level and not (self.json and level > 0):
+            self.stderr.write(message + "\n")
+            self.stderr.flush()
+
+    def warn(self, message: str) -> None:
+        if self.level >= -1:
+            self.stderr.write(f"warning: {message}\n")
+
+    # results --------------------------------------------------------------------------------------
+    def result(self, result: Result) -> int:
+        if self.json:
+            self._envelope(result.command, result.status, result.exit_code, result.data,
+                           list(result.warnings), list(result.errors))
+            return result.exit_code
+        for warning in result.warnings:
+            self.warn(warning)
+        if result.text is not None:
+            self.stdout.write(result.text)
+        else:
+            TABLES.get(result.kind, _generic)(self, result.data)
+        for error in result.errors:
+            self._error_line(error)
+        self.stdout.flush()
+        return result.exit_code
+
+    def error(self, error: LbctlError, command: str) -> int:
+        code = int(error.exit_code)
+        if self.json:
+            self._envelope(command, "error", code, None, [], [error.to_json()])
+        else:
+            self._error_line(error.to_json())
+        return code
+
+    def _error_line(self, error: dict) -> None:
+        self.stderr.write(f"error: {error['message']}\n")
+        if error.get("hint"):
+            self.stderr.write(f"hint: {error['hint']}\n")
+        self.stderr.flush()
+
+    def _envelope(self, command: str, status: str, code: int, data: Any, warnings: list, errors: list) -> None:
+        doc = {"lbctl": 1, "command": command, "status": status, "exit_code": code, "data": data,
+               "warnings": warnings, "errors": errors}
+        self.stdout.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
+        self.stdout.flush()
+
+    def table(self, columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:
+        from rich import box
+        from rich.table import Table
+
+        table = Table(*columns, box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
+        for row in rows:
+            table.add_row(*["-" if v is None else str(v) for v in row])
+        self.console().print(table)
+
+    def plain(self, line: str = "") -> None:
+        self.stdout.write(line + "\n")
+
+    @property
+    def tty(self) -> bool:
+        return self.stdout.isatty()
+
+
+def _generic(r: Renderer, data: Any) -> None:
+    r.plain(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def _actions(r: Renderer, data: dict) -> None:
+    actions = data["actions"]
+    if not actions:
+        r.note("Nothing to do.")
+    for a in actions:
+        version = a["to"] or a["from"] or ""
+        if a["from"] and a["to"] and a["from"] != a["to"]:
+            version = f"{a['from']} -> {a['to']}"
+        verb = _PAST.get(a["action"], a["action"])
+        if a["status"] == "planned":
+            verb = f"would {a['action']}"
+        elif a["status"] == "failed":
+            verb = f"failed to {a['action']}"
+        source = f" ({a['source']})" if a.get("source") else ""
+        reason = f": {a['reason']}" if a.get("reason") else ""
+        r.plain(f"{verb} {a['id']} {version}{source}{reason}".replace("  ", " ").rstrip())
+
+
+def _list(r: Renderer, data: dict) -> None:
+    plugins = data["plugins"]
+    if not r.tty:
+        for p in plugins:
+            r.plain(f"{p['id']} {p['version']} {p['source']}")
+        return
+    if not plugins:
+        r.note("No plugins installed.")
+        return
+    rows = [[p["id"], p["version"], p["source"], "yes" if p["enabled"] else "no", p["status"], p["latest"] or ""]
+            for p in plugins]
+    r.table(["ID", "VERSION", "SOURCE", "ENABLED", "STATUS", "UPDATE"], rows)
+
+
+def _config_rows(r: Renderer, rows: list[dict], title: str | None = None) -> None:
+    if not rows:
+        r.plain("(no config items)")
+        return
+    table = []
+    for row in rows:
+        flag = " (missing)" if row.get("missing") else ""
+        value = "" if row["value"] is None else _short(row["value"])
+        table.append([row["name"], row["type"] or "?", "yes" if row["required"] else "no",
+                      _short(row["default"]), value + flag])
+    r.table(["NAME", "TYPE", "REQUIRED", "DEFAULT", "VALUE"], table, title=title)
+
+
+def _short(value: Any) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _plugin(r: Renderer, data: dict) -> None:
+    p = data["plugin"]
+    fields = [("Id", p["id"]), ("Version", p["version"]), ("Label", p["label"]),
+              ("Description", p["description"]), ("Author", p.get("author")), ("Repository", p.get("repository")),
+              ("Source", p.get("source")), ("Spec", p.get("spec")), ("Origin", p.get("origin")),
+              ("Sha256", p["sha256"]), ("Installed", p.get("installed_at")), ("Enabled", p.get("enabled")),
+              ("Status", p.get("status"))]
+    for key, value in fields:
+        if value not in (None, ""):
+            r.plain(f"{key + ':':<13}{value}")
+    for kind, items in p["components"].items():
+        r.plain(f"\n{kind}s:")
+        for item in items:
+            r.plain(f"  {item['name']}: {item['description']}".rstrip(": "))
+            for pname, schema in ((item.get("parameters") or {}).get("properties") or {}).items():
+                ptype = schema.get("type", "") if isinstance(schema, dict) else ""
+                pdesc = schema.get("description", "") if isinstance(schema, dict) else ""
+                r.plain(f"    - {pname} ({ptype}) {pdesc}".rstrip())
+    r.plain()
+    _config_rows(r, p["config"], title="Config")
+
+
+def _config(r: Renderer, data: dict) -> None:
+    _config_rows(r, data["config"])
+
+
+def _value(r: Renderer, data: dict) -> None:
+    value = data["value"]
+    r.plain(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+
+
+def _exit_codes(r: Renderer, data: dict) -> None:
+    r.table(["CODE", "MEANING"], [[row["code"], row["meaning"]] for row in data["exit_codes"]])
+
+
+TABLES: dict[str, Callable[[Renderer, Any], None]] = {
+    "actions": _actions, "list": _list, "plugin": _plugin, "config": _config, "value": _value,
+    "exit_codes": _exit_codes,
+}
+

@@ -1,0 +1,118 @@
+"""Resolve global settings: flag, then LBCTL_* variable, then the user config file, then the default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from lbctl.errors import UsageError
+
+DEFAULT_INDEX_URL = "https://space.langbot.app"
+
+# name -> (environment variable, kind)
+_KEYS: dict[str, tuple[str | None, str]] = {
+    "home": ("LBCTL_HOME", "path"),
+    "index_url": ("LBCTL_INDEX_URL", "str"),
+    "cache_dir": ("LBCTL_CACHE_DIR", "path"),
+    "no_cache": (None, "bool"),
+    "offline": ("LBCTL_OFFLINE", "bool"),
+    "find_links": ("LBCTL_FIND_LINKS", "paths"),
+    "output": ("LBCTL_OUTPUT", "str"),
+    "yes": ("LBCTL_YES", "bool"),
+    "no_color": ("NO_COLOR", "present"),
+    "no_progress": (None, "bool"),
+    "verbosity": (None, "int"),
+    "lock_timeout": ("LBCTL_LOCK_TIMEOUT", "float"),
+    "timeout": ("LBCTL_TIMEOUT", "float"),
+}
+
+
+def config_path(environ: Mapping[str, str] = os.environ) -> Path:
+    """The user config file (TOML, keys named like the long options)."""
+    if environ.get("LBCTL_CONFIG"):
+        return Path(environ["LBCTL_CONFIG"])
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir("lbctl")) / "config.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    cache_dir: Path
+    index_url: str = DEFAULT_INDEX_URL
+    no_cache: bool = False
+    offline: bool = False
+    find_links: tuple[Path, ...] = ()
+    output: str = "table"
+    yes: bool = False
+    no_color: bool = False
+    no_progress: bool = False
+    verbosity: int = 0
+    lock_timeout: float = 10.0
+    timeout: float = 60.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def json(self) -> bool:
+        return self.output == "json"
+
+
+def _convert(name: str, kind: str, value: Any) -> Any:
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        return str(value).strip().lower() in ("1", "true", "yes", "on")
+    if kind == "present":
+        return value is not None and value is not False
+    if kind == "path":
+        return Path(str(value)).expanduser()
+    if kind == "paths":
+        parts = value if isinstance(value, (list, tuple)) else str(value).split(os.pathsep)
+        return tuple(Path(str(p)).expanduser() for p in parts if str(p))
+    try:
+        return {"int": int, "float": float, "str": str}[kind](value)
+    except (TypeError, ValueError):
+        raise UsageError(f"Invalid value for {name.replace('_', '-')}: {value!r}") from None
+
+
+def _read_user_config(environ: Mapping[str, str]) -> dict:
+    path = config_path(environ)
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return {}
+    from lbctl.tomlio import loads
+
+    try:
+        data = loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UsageError(f"Cannot read the config file {path}: {exc}") from None
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Settings:
+    """Settings from flags (None = not given), the environment and the user config file."""
+    user = _read_user_config(environ)
+    values: dict[str, Any] = {}
+    for name, (env, kind) in _KEYS.items():
+        if flags.get(name) not in (None, (), []):
+            values[name] = _convert(name, kind, flags[name])
+        elif env and env in environ and (kind == "present" or environ[env] != ""):
+            values[name] = _convert(name, kind, environ[env])
+        elif name in user:
+            values[name] = _convert(name, kind, user[name])
+    if "home" not in values:
+        from platformdirs import user_data_dir
+
+        values["home"] = Path(user_data_dir("lbctl"))
+    if "cache_dir" not in values:
+        from platformdirs import user_cache_dir
+
+        values["cache_dir"] = Path(user_cache_dir("lbctl"))
+    if values.get("output", "table") not in ("table", "json"):
+        raise UsageError(f"Invalid output format {values['output']!r}: use table or json")
+    values["index_url"] = values.get("index_url", DEFAULT_INDEX_URL).rstrip("/")
+    return Settings(**values)

@@ -1,0 +1,87 @@
+"""Shared fixtures: an isolated home per test and an in-process `lbctl` runner."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+FIXTURE_LBPKG = SHARED / "fixtures" / "probeauthor-hello-probe-0.1.0.lbpkg"
+FIXTURE_ID = "probeauthor/hello-probe"
+
+
+@dataclass
+class Run:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+    @property
+    def output(self) -> str:
+        return f"exit={self.exit_code}\nstdout:\n{self.stdout}\nstderr:\n{self.stderr}"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    """Every test gets its own home, cache and user config; nothing leaks from the machine."""
+    for var in ("LBCTL_HOME", "LBCTL_CACHE_DIR", "LBCTL_CONFIG", "LBCTL_INDEX_URL", "LBCTL_OFFLINE",
+                "LBCTL_FIND_LINKS", "LBCTL_OUTPUT", "LBCTL_YES", "LBCTL_DEBUG", "VISUAL", "EDITOR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LBCTL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("LBCTL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("LBCTL_CONFIG", str(tmp_path / "config.toml"))
+    monkeypatch.setenv("LBCTL_INDEX_URL", "http://market.invalid")
+    monkeypatch.setenv("LBCTL_LOCK_TIMEOUT", "1")
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "120")
+    return tmp_path
+
+
+@pytest.fixture
+def home(tmp_path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def lbctl():
+    """Run the real CLI in-process: `lbctl("install", path, "--json")` -> Run."""
+    from lbctl.cli import run
+
+    def invoke(*args: str, input: str = "") -> Run:
+        out, err = io.StringIO(), io.StringIO()
+        saved = sys.stdout, sys.stderr, sys.stdin
+        sys.stdout, sys.stderr, sys.stdin = out, err, io.StringIO(input)
+        try:
+            code = run([str(a) for a in args])
+        finally:
+            sys.stdout, sys.stderr, sys.stdin = saved
+        return Run(code, out.getvalue(), err.getvalue())
+
+    return invoke
+
+
+@pytest.fixture
+def fixture_lbpkg() -> Path:
+    assert FIXTURE_LBPKG.exists(), f"the shared fixture is missing: {FIXTURE_LBPKG}"
+    return FIXTURE_LBPKG
+
+
+def tree_snapshot(*roots: Path) -> dict[str, bytes]:
+    """Every file under the roots with its content: 'nothing changed' is an equality of two snapshots."""
+    snap: dict[str, bytes] = {}
+    for root in roots:
+        if root.exists():
+            for path in sorted(root.rglob("*")):
+                if path.is_file():
+                    snap[str(path)] = path.read_bytes()
+    return snap

@@ -1,0 +1,170 @@
+"""The package reader: the real fixture passes, every hostile package of spec §7 fails with its own reason."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zipfile
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import FIXTURE_LBPKG, tree_snapshot
+from lbctl import lbpkg
+from lbctl.errors import PackageInvalidError
+
+FIXTURE = FIXTURE_LBPKG.read_bytes()
+MANIFEST = zipfile.ZipFile(io.BytesIO(FIXTURE)).read("manifest.yaml").decode()
+
+
+def rezip(*, manifest: str | None = MANIFEST, extra: list[tuple] = (), drop=()) -> bytes:
+    """The fixture re-packed, with its manifest replaced and entries added (name, data[, compress])."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(FIXTURE)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            if info.filename == "manifest.yaml":
+                if manifest is not None:
+                    dst.writestr("manifest.yaml", manifest)
+            elif info.filename not in drop:
+                dst.writestr(info, src.read(info))
+        for name, data, *compress in extra:
+            dst.writestr(zipfile.ZipInfo(name), data, compress_type=(compress or [zipfile.ZIP_STORED])[0])
+    return out.getvalue()
+
+
+def symlinked() -> bytes:
+    info = zipfile.ZipInfo("link")
+    info.external_attr = (0o120777 << 16)
+    return rezip(extra=[(info.filename, b"/etc/passwd")]).replace(b"", b"", 0) if False else _with_info(info, b"/etc/passwd")
+
+
+def _with_info(info: zipfile.ZipInfo, data: bytes) -> bytes:
+    out = io.BytesIO(rezip())
+    with zipfile.ZipFile(out, "a") as dst:
+        dst.writestr(info, data)
+    return out.getvalue()
+
+
+def declared_sizes(data: bytes, size: int) -> bytes:
+    """Rewrite every central-directory entry to claim `size` bytes, compressed and not."""
+    buf = bytearray(data)
+    pos = buf.find(b"PK\x01\x02")
+    while pos != -1:
+        struct.pack_into("<II", buf, pos + 20, size, size)
+        pos = buf.find(b"PK\x01\x02", pos + 4)
+    return bytes(buf)
+
+
+def many_entries(n: int) -> bytes:
+    return rezip(extra=[(f"f{i}.txt", b"x") for i in range(n)])
+
+
+def manifest_with(old: str, new: str) -> bytes:
+    assert old in MANIFEST
+    return rezip(manifest=MANIFEST.replace(old, new, 1))
+
+
+HOSTILE = {
+    "not a zip": (b"hello, not a zip at all", "zip"),
+    "truncated": (FIXTURE[: len(FIXTURE) // 2], "zip"),
+    "absolute path": (rezip(extra=[("/etc/evil", b"x")]), "escapes the archive root"),
+    "dot-dot": (rezip(extra=[("a/../../evil", b"x")]), "escapes the archive root"),
+    "backslash": (rezip(extra=[("..\\evil", b"x")]), "escapes the archive root"),
+    "symlink": (symlinked(), "symbolic link"),
+    "duplicate": (rezip(extra=[("README.md", b"again")]), "duplicate"),
+    "duplicate by case": (rezip(extra=[("readme.MD", b"again")]), "duplicate"),
+    "too many entries": (many_entries(513), "entries"),
+    "entry too large": (declared_sizes(rezip(), 16 * 1024 * 1024 + 1), "limit"),
+    "total too large": (declared_sizes(many_entries(3), 15 * 1024 * 1024), "more than"),
+    "compression ratio": (rezip(extra=[("zeros", b"\0" * 2_000_000, zipfile.ZIP_DEFLATED)]), "compression-ratio"),
+    "no manifest": (rezip(manifest=None), "no manifest.yaml"),
+    "manifest in a folder": (rezip(manifest=None, extra=[("sub/manifest.yaml", MANIFEST)]), "no manifest.yaml"),
+    "invalid yaml": (rezip(manifest="apiVersion: v1\nkind: [Plugin\n"), "not valid YAML"),
+    "not a mapping": (rezip(manifest="- a\n- b\n"), "mapping"),
+    "kind": (manifest_with("kind: Plugin", "kind: Tool"), "kind must be 'Plugin'"),
+    "no author": (manifest_with("  author: probeauthor\n", ""), "author"),
+    "no name": (manifest_with("  name: hello-probe\n", ""), "metadata.name"),
+    "no version": (manifest_with("  version: 0.1.0\n", ""), "version"),
+    "empty version": (manifest_with("  version: 0.1.0", "  version: '  '"), "version"),
+    "bad author": (manifest_with("author: probeauthor", "author: probe/author"), "author"),
+    "bad name": (manifest_with("name: hello-probe", "name: ../hello"), "name"),
+    "no label": (manifest_with("  label:\n    en_US: hello probe\n", "  label:\n"), "label.en_US"),
+    "no en_US label": (manifest_with("    en_US: hello probe\n", ""), "label.en_US"),
+    "no components": (manifest_with("  components:", "  componentz:"), "spec.components"),
+    "escaping python path": (manifest_with("path: main.py", "path: ../main.py"), "escapes"),
+    "not utf-8": (rezip(manifest=None, extra=[("manifest.yaml", b"kind: \xff\xfe")]), "UTF-8"),
+}
+
+
+def test_fixture_is_valid():
+    info = lbpkg.read_bytes(FIXTURE)
+    assert (info.id, info.version, info.label) == ("probeauthor/hello-probe", "0.1.0", "hello probe")
+    assert info.sha256 == "e4031f5f4a68ebea3d5a5bb85df3c64a759671104569b07954a3172b2c41b731"
+    kinds = {c.kind: c for c in info.components}
+    assert kinds["Tool"].name == "echo_tool" and kinds["Tool"].parameters["required"] == ["text"]
+    assert kinds["Command"].name == "probe"
+    assert [item["name"] for item in info.config_schema] == ["greeting", "count", "mode"]
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_package_is_refused(case):
+    data, reason = HOSTILE[case]
+    with pytest.raises(PackageInvalidError) as exc:
+        lbpkg.read_bytes(data)
+    assert reason.lower() in exc.value.message.lower()
+    assert "\n" not in exc.value.message
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_install_refuses_hostile_package_and_writes_nothing(case, lbctl, tmp_path):
+    path = tmp_path / "bad.lbpkg"
+    path.write_bytes(HOSTILE[case][0])
+    before = tree_snapshot(tmp_path / "home", tmp_path / "cache")
+    result = lbctl("install", path, "--json")
+    assert result.exit_code == 2, result.output
+    doc = result.json
+    assert doc["status"] == "error" and doc["errors"][0]["code"] == "invalid_package"
+    assert tree_snapshot(tmp_path / "home", tmp_path / "cache") == before
+    assert not (tmp_path / "home").exists()
+    assert lbctl("inspect", path).exit_code == 2
+
+
+def test_refused_package_leaves_existing_environment_unchanged(lbctl, tmp_path, fixture_lbpkg):
+    assert lbctl("install", fixture_lbpkg).exit_code == 0
+    before = tree_snapshot(tmp_path / "home")
+    bad = tmp_path / "bad.lbpkg"
+    bad.write_bytes(HOSTILE["kind"][0])
+    result = lbctl("install", fixture_lbpkg, bad, "--force")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: manifest.yaml kind")
+    assert tree_snapshot(tmp_path / "home") == before
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.binary(max_size=2048))
+def test_random_bytes_only_raise_package_invalid(data):
+    with pytest.raises(PackageInvalidError):
+        lbpkg.read_bytes(data)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, len(FIXTURE) - 1), st.integers(0, 255)), min_size=1, max_size=8))
+def test_mutated_fixture_only_raises_package_invalid(mutations):
+    buf = bytearray(FIXTURE)
+    for pos, value in mutations:
+        buf[pos] = value
+    try:
+        lbpkg.read_bytes(bytes(buf))
+    except PackageInvalidError:
+        pass
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=300))
+def test_random_manifest_only_raises_package_invalid(text):
+    try:
+        lbpkg.read_bytes(rezip(manifest=text))
+    except PackageInvalidError:
+        pass
