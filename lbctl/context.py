@@ -18,9 +18,21 @@ def _never(message: str) -> bool:
 class Context:
     settings: Settings
     confirm: Callable[[str], bool] = _never
-    progress: Callable[[str, int | None], Any] | None = None
+    progress: Callable[[str], Any] | None = None  # label -> context manager yielding update(done, total)
     http_factory: Callable[..., Any] | None = field(default=None, repr=False)
 
     @cached_property
     def env(self) -> Environment:
         return Environment(self.settings.home, lock_timeout=self.settings.lock_timeout)
+
+    @cached_property
+    def market(self):
+        """The marketplace client; building it never touches the network."""
+        from lbctl.errors import NetworkError
+        from lbctl.marketplace import MarketplaceClient, make_http
+
+        if self.settings.offline:
+            raise NetworkError("Offline: the marketplace cannot be reached",
+                               hint="Use --find-links DIR or a cached package, or drop --offline.")
+        http = (self.http_factory or make_http)(self.settings.index_url, timeout=self.settings.timeout)
+        return MarketplaceClient(http)

@@ -189,8 +189,54 @@ def _exit_codes(r: Renderer, data: dict) -> None:
     r.table(["CODE", "MEANING"], [[row["code"], row["meaning"]] for row in data["exit_codes"]])
 
 
+def _summary_actions(r: Renderer, data: dict) -> None:
+    _actions(r, data)
+    if data.get("summary") and data["actions"]:
+        r.note(data["summary"].capitalize() + ".")
+
+
+def _outdated(r: Renderer, data: dict) -> None:
+    if data["outdated"]:
+        r.table(["ID", "VERSION", "LATEST"], [[o["id"], o["version"], o["latest"]] for o in data["outdated"]])
+    else:
+        r.note("Every marketplace install is up to date.")
+    if data["not_updatable"]:
+        r.table(["ID", "SOURCE", "REASON"], [[n["id"], n["source"], n["reason"]] for n in data["not_updatable"]],
+                title="Not updatable")
+
+
+def _search(r: Renderer, data: dict) -> None:
+    if not data["plugins"]:
+        r.note("No plugins found.")
+        return
+    rows = [[p["id"] + (" (installed)" if p["installed"] else ""), p["latest_version"], p["install_count"],
+             _short(p["description"])] for p in data["plugins"]]
+    r.table(["ID", "LATEST", "INSTALLS", "DESCRIPTION"], rows)
+    shown = len(data["plugins"])
+    r.note(f"Page {data['page']}: {shown} of {data['total']} matches.")
+
+
+def _market_plugin(r: Renderer, data: dict) -> None:
+    p = data["plugin"]
+    label = (p.get("label") or {}).get("en_US") or p.get("name")
+    for key, value in (("Id", p.get("plugin_id")), ("Label", label), ("Latest", p.get("latest_version")),
+                       ("Installs", p.get("install_count")), ("Repository", p.get("repository")),
+                       ("Tags", ", ".join(p.get("tags") or [])), ("Status", p.get("status")),
+                       ("Updated", p.get("updated_at")), ("Description", (p.get("description") or {}).get("en_US"))):
+        if value not in (None, ""):
+            r.plain(f"{key + ':':<13}{value}")
+    if data.get("versions") is not None:
+        r.plain("Versions:    " + ", ".join(data["versions"]))
+
+
+def _files(r: Renderer, data: dict) -> None:
+    for f in data["files"]:
+        r.plain(f"saved {f['id']} {f['version']} -> {f['path']}")
+
+
 TABLES: dict[str, Callable[[Renderer, Any], None]] = {
-    "actions": _actions, "list": _list, "plugin": _plugin, "config": _config, "value": _value,
+    "actions": _summary_actions, "list": _list, "outdated": _outdated, "search": _search,
+    "market_plugin": _market_plugin, "files": _files, "plugin": _plugin, "config": _config, "value": _value,
     "exit_codes": _exit_codes,
 }
 

@@ -1,9 +1,105 @@
-"""Commands of this group are registered here."""
+"""config show|get|set|unset|edit|export|import."""
 
 from __future__ import annotations
 
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, List
+
 import typer
+
+from lbctl.cli.options import PluginId, Timeout
+from lbctl.errors import UsageError
+
+config_app = typer.Typer(help="Show and change plugin configuration.", no_args_is_help=True)
+Force = Annotated[bool, typer.Option("--force", help="Store keys the schema does not know.")]
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def show(ctx: typer.Context, plugin_id: PluginId) -> None:
+    """Show every config item: NAME, TYPE, REQUIRED, DEFAULT, VALUE (secrets as ***)."""
+    from lbctl.ops import config
+
+    ctx.obj.render(config.show(ctx.obj.context, plugin_id))
+
+
+@config_app.command("get")
+def get(ctx: typer.Context, plugin_id: PluginId, key: str,
+        reveal: Annotated[bool, typer.Option("--reveal", help="Print a secret value in clear.")] = False) -> None:
+    """Print one raw value."""
+    from lbctl.ops import config
+
+    ctx.obj.render(config.get(ctx.obj.context, plugin_id, key, reveal=reveal))
+
+
+@config_app.command("set")
+def set_(ctx: typer.Context, plugin_id: PluginId,
+         assignments: Annotated[List[str], typer.Argument(metavar="KEY=VALUE...", help="KEY=- reads stdin; KEY=@path stores a file.")],
+         force: Force = False, timeout: Timeout = 60.0) -> None:
+    """Set values, validated against the plugin's schema."""
+    from lbctl.ops import config, live
+
+    result = config.set_values(ctx.obj.context, plugin_id, assignments, force=force, read_stdin=sys.stdin.read)
+    ctx.obj.render(live.apply(ctx.obj.context, result, timeout=timeout))
+
+
+@config_app.command("unset")
+def unset(ctx: typer.Context, plugin_id: PluginId, keys: Annotated[List[str], typer.Argument(metavar="KEY...")],
+          timeout: Timeout = 60.0) -> None:
+    """Remove stored values."""
+    from lbctl.ops import config, live
+
+    ctx.obj.render(live.apply(ctx.obj.context, config.unset(ctx.obj.context, plugin_id, keys), timeout=timeout))
+
+
+@config_app.command("edit")
+def edit(ctx: typer.Context, plugin_id: PluginId, timeout: Timeout = 60.0) -> None:
+    """Edit the config as TOML in $VISUAL / $EDITOR; invalid edits are rejected and nothing is saved."""
+    from lbctl.ops import config, live
+
+    result = config.edit(ctx.obj.context, plugin_id, editor=run_editor)
+    ctx.obj.render(live.apply(ctx.obj.context, result, timeout=timeout))
+
+
+@config_app.command("export")
+def export(ctx: typer.Context, plugin_id: PluginId,
+           include_secrets: Annotated[bool, typer.Option("--include-secrets", help="Include secret values.")] = False) -> None:
+    """Print the config as TOML (secrets left out unless asked)."""
+    from lbctl.ops import config
+
+    ctx.obj.render(config.export(ctx.obj.context, plugin_id, include_secrets=include_secrets))
+
+
+@config_app.command("import")
+def import_(ctx: typer.Context, plugin_id: PluginId, file: Path,
+            replace: Annotated[bool, typer.Option("--replace", help="Replace instead of merging.")] = False,
+            force: Force = False, timeout: Timeout = 60.0) -> None:
+    """Read values from a TOML file (merged into the stored config by default)."""
+    from lbctl.ops import config, live
+
+    result = config.import_(ctx.obj.context, plugin_id, file, replace=replace, force=force)
+    ctx.obj.render(live.apply(ctx.obj.context, result, timeout=timeout))
+
+
+def run_editor(text: str) -> str:
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not editor:
+        raise UsageError("No editor: set $VISUAL or $EDITOR", hint="Or use `lbctl config export` / `config import`.")
+    fd, name = tempfile.mkstemp(suffix=".toml", prefix="lbctl-config-")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            stream.write(text)
+        if subprocess.run([*shlex.split(editor), str(path)]).returncode != 0:
+            raise UsageError("The editor exited with an error; nothing was saved")
+        return path.read_text(encoding="utf-8")
+    finally:
+        path.unlink(missing_ok=True)

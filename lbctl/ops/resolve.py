@@ -29,7 +29,13 @@ def read_local(path: Path, spec: str | None = None) -> Candidate:
 
 def resolve_all(ctx: Context, specs: list[str], *, pre: bool = False) -> list[Candidate]:
     """Resolve every spec; any failure raises before anything is changed."""
-    candidates = [resolve(ctx, spec, pre=pre) for spec in specs]
+    from lbctl.specs import parse_spec
+
+    remote = [spec for spec in specs if parse_spec(spec).kind != "local"]  # every spec checked first
+    if len(remote) > 1:
+        candidates = _resolve_concurrently(ctx, specs, pre)
+    else:
+        candidates = [resolve(ctx, spec, pre=pre) for spec in specs]
     seen: dict[str, str] = {}
     for spec, cand in zip(specs, candidates):
         if cand.info.id in seen:
@@ -47,3 +53,13 @@ def resolve(ctx: Context, spec: str, *, pre: bool = False) -> Candidate:
     from lbctl.ops import remote
 
     return remote.resolve(ctx, parsed, pre=pre)
+
+
+def _resolve_concurrently(ctx: Context, specs: list[str], pre: bool) -> list[Candidate]:
+    from lbctl.marketplace import fetch_many
+
+    results = fetch_many(specs, lambda spec: resolve(ctx, spec, pre=pre))
+    for fetched in results:
+        if fetched.error is not None:
+            raise fetched.error
+    return [fetched.value for fetched in results]  # type: ignore[misc]

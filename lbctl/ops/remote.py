@@ -1,0 +1,199 @@
+"""Marketplace and URL packages: resolve a spec to a version, find it in --find-links or the cache, or
+download it (streamed into the content-addressed cache), and verify it is what was asked for."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+from lbctl import lbpkg
+from lbctl.context import Context
+from lbctl.errors import LbctlError, NotFoundError, PackageMismatchError
+from lbctl.fsutil import write_atomic
+from lbctl.models import Result
+from lbctl.ops.resolve import Candidate, resolve_all
+from lbctl.specs import Spec, parse_spec, select_version
+
+
+@dataclass(frozen=True)
+class Local:
+    """A package found on disk (a --find-links directory or the cache) for one id and version."""
+
+    path: Path
+    version: str
+
+
+_INDEX_LOCK = threading.Lock()
+
+
+class Cache:
+    """Packages by sha256 under `cache_dir/packages`, and an index of (id, version) -> sha256."""
+
+    def __init__(self, root: Path, enabled: bool = True):
+        self.root = root
+        self.enabled = enabled
+
+    @property
+    def packages(self) -> Path:
+        return self.root / "packages"
+
+    def _index(self) -> dict:
+        try:
+            data = json.loads((self.root / "index.json").read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def versions(self, plugin_id: str) -> dict[str, Path]:
+        if not self.enabled:
+            return {}
+        found = {}
+        for key, sha in self._index().items():
+            pid, _, version = key.partition("==")
+            path = self.packages / f"{sha}.lbpkg"
+            if pid == plugin_id and path.exists():
+                found[version] = path
+        return found
+
+    def remember(self, plugin_id: str, version: str, sha256: str) -> None:
+        with _INDEX_LOCK:  # downloads finish in parallel threads
+            index = self._index()
+            index[f"{plugin_id}=={version}"] = sha256
+            write_atomic(self.root / "index.json", json.dumps(index, indent=1, sort_keys=True).encode(), mode=0o644)
+
+
+def find_links_versions(dirs: tuple[Path, ...], plugin_id: str) -> dict[str, Path]:
+    """Versions of `plugin_id` among the valid packages in the --find-links directories."""
+    found: dict[str, Path] = {}
+    for directory in dirs:
+        for path in sorted(Path(directory).glob("*.lbpkg")):
+            try:
+                info, _ = lbpkg.read_file(path)
+            except LbctlError:
+                continue
+            if info.id == plugin_id:
+                found.setdefault(info.version, path)
+    return found
+
+
+def _local_versions(ctx: Context, plugin_id: str) -> dict[str, Path]:
+    cache = Cache(ctx.settings.cache_dir, not ctx.settings.no_cache)
+    return {**cache.versions(plugin_id), **find_links_versions(ctx.settings.find_links, plugin_id)}
+
+
+def resolve(ctx: Context, spec: Spec, *, pre: bool = False) -> Candidate:
+    if spec.kind == "url":
+        return _from_url(ctx, spec)
+    local = _local_versions(ctx, spec.id)
+    version = _select(ctx, spec, local, pre)
+    if version in local:
+        return _verified(local[version], spec, version, ctx)
+    return _download(ctx, spec, version)
+
+
+def resolve_version(ctx: Context, spec: Spec, *, pre: bool = False) -> str:
+    """The version a marketplace spec resolves to, without downloading anything."""
+    return _select(ctx, spec, _local_versions(ctx, spec.id), pre)
+
+
+def _select(ctx: Context, spec: Spec, local: dict[str, Path], pre: bool) -> str:
+    if ctx.settings.offline:
+        versions = sorted(local, key=_sort_key, reverse=True)
+        if not versions:
+            raise NotFoundError(f"{spec.id} is not in the cache or --find-links (offline)", plugin=spec.id,
+                                hint="Download it first with `lbctl download`, or drop --offline.")
+    else:
+        versions = ctx.market.versions(spec.author, spec.name)
+        versions += [v for v in local if v not in versions]
+    return select_version(versions, spec, pre)
+
+
+def _sort_key(version: str):
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return (1, Version(version), "")
+    except InvalidVersion:
+        return (0, Version("0"), version)
+
+
+def _verified(path: Path, spec: Spec, version: str, ctx: Context) -> Candidate:
+    info, data = lbpkg.read_file(path)
+    if info.id != spec.id or info.version != version:
+        raise PackageMismatchError(
+            f"The package for {spec.id}=={version} is {info.id}=={info.version}", plugin=spec.id)
+    return Candidate(info, data, "marketplace", ctx.settings.index_url, spec.raw)
+
+
+def _download(ctx: Context, spec: Spec, version: str) -> Candidate:
+    cache = Cache(ctx.settings.cache_dir, not ctx.settings.no_cache)
+    with _download_dir(cache) as directory:
+        with _progress(ctx, f"{spec.id} {version}") as advance:
+            path, sha = ctx.market.download(spec.author, spec.name, version, dest_dir=directory, on_progress=advance)
+        try:
+            candidate = _verified(path, spec, version, ctx)
+        except LbctlError:
+            path.unlink(missing_ok=True)
+            raise
+        if cache.enabled:
+            cache.remember(spec.id, version, sha)
+        return candidate
+
+
+def _from_url(ctx: Context, spec: Spec) -> Candidate:
+    from lbctl.marketplace import MarketplaceClient, make_http
+
+    if ctx.settings.offline:
+        raise NotFoundError(f"Offline: cannot download {spec.url}", hint="Drop --offline.")
+    cache = Cache(ctx.settings.cache_dir, not ctx.settings.no_cache)
+    client = MarketplaceClient((ctx.http_factory or make_http)(ctx.settings.index_url, timeout=ctx.settings.timeout))
+    with _download_dir(cache) as directory, _progress(ctx, spec.url or "") as advance:
+        path, _ = client.download_url(spec.url or "", dest_dir=directory, on_progress=advance)
+        try:
+            info, data = lbpkg.read_file(path)
+        except LbctlError:
+            path.unlink(missing_ok=True)
+            raise
+    return Candidate(info, data, "url", spec.url or "", spec.raw)
+
+
+class _download_dir:
+    """The cache's package directory, or a temporary one removed afterwards with --no-cache."""
+
+    def __init__(self, cache: Cache):
+        self.cache = cache
+        self.tmp: str | None = None
+
+    def __enter__(self) -> Path:
+        if self.cache.enabled:
+            self.cache.packages.mkdir(parents=True, exist_ok=True)
+            return self.cache.packages
+        self.tmp = tempfile.mkdtemp(prefix="lbctl-download-")
+        return Path(self.tmp)
+
+    def __exit__(self, *exc) -> None:
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _progress(ctx: Context, label: str):
+    return ctx.progress(label) if ctx.progress else nullcontext()
+
+
+def download(ctx: Context, specs: list[str], dest: Path, *, pre: bool = False) -> Result:
+    for raw in specs:
+        parse_spec(raw)
+    candidates = resolve_all(ctx, specs, pre=pre)
+    dest.mkdir(parents=True, exist_ok=True)
+    files = []
+    for cand in candidates:
+        info = cand.info
+        path = dest / f"{info.author}-{info.name}-{info.version}.lbpkg"
+        write_atomic(path, cand.data, mode=0o644)
+        files.append({"id": info.id, "version": info.version, "path": str(path), "sha256": info.sha256})
+    return Result("download", "files", {"files": files})

@@ -1,0 +1,63 @@
+"""Plugin and workspace storage (the four binary-storage host actions), kept in HOME/storage.db."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+from typing import Final
+
+MAX_VALUE_BYTES: Final = 10 * 1024 * 1024
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS storage (
+    owner_type TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (owner_type, owner, key)
+)
+"""
+
+
+class StorageKeyMissing(KeyError):
+    pass
+
+
+class Storage:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(_SCHEMA)
+
+    def set(self, owner_type: str, owner: str, key: str, value: bytes) -> None:
+        if len(value) > MAX_VALUE_BYTES:
+            raise ValueError(f"storage value for {key!r} exceeds {MAX_VALUE_BYTES} bytes")
+        self._db.execute(
+            "INSERT OR REPLACE INTO storage VALUES (?, ?, ?, ?)", (owner_type, owner, key, value)
+        )
+
+    def get(self, owner_type: str, owner: str, key: str) -> bytes:
+        row = self._db.execute(
+            "SELECT value FROM storage WHERE owner_type=? AND owner=? AND key=?", (owner_type, owner, key)
+        ).fetchone()
+        if row is None:
+            raise StorageKeyMissing(key)
+        return bytes(row[0])
+
+    def keys(self, owner_type: str, owner: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT key FROM storage WHERE owner_type=? AND owner=? ORDER BY key", (owner_type, owner)
+        )
+        return [row[0] for row in rows]
+
+    def delete(self, owner_type: str, owner: str, key: str) -> None:
+        self._db.execute("DELETE FROM storage WHERE owner_type=? AND owner=? AND key=?", (owner_type, owner, key))
+
+    def purge(self, owner_type: str, owner: str) -> None:
+        self._db.execute("DELETE FROM storage WHERE owner_type=? AND owner=?", (owner_type, owner))
+
+    def close(self) -> None:
+        self._db.close()
