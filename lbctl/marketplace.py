@@ -158,8 +158,9 @@ class MarketplaceClient:
         self, fetch: _Fetch, dest_dir: Path, on_progress: Progress | None, classify: Classifier
     ) -> tuple[Path, str]:
         tmp = dest_dir / f".download-{uuid.uuid4().hex}.part"
+        out = _open_new(tmp)
         try:
-            with _open_new(tmp) as out:
+            with out:
                 digest = self._stream_into(fetch, out, on_progress, classify)
             return _publish(tmp, dest_dir, digest), digest
         except BaseException:

@@ -234,9 +234,29 @@ def _files(r: Renderer, data: dict) -> None:
         r.plain(f"saved {f['id']} {f['version']} -> {f['path']}")
 
 
+def _verify(r: Renderer, data: dict) -> None:
+    for pid in data["ok"]:
+        r.plain(f"ok {pid}")
+    for m in data["mismatched"]:
+        r.plain(f"MISMATCH {m['id']}: expected {m['expected']}, found {m['actual']}")
+    for pid in data["missing"]:
+        r.plain(f"MISSING {pid}: the stored package is gone")
+
+
+def _cache(r: Renderer, data: dict) -> None:
+    rows = [[f["sha256"][:16], f["size"], ", ".join(f["ids"])] for f in data["files"]]
+    r.table(["SHA256", "BYTES", "PACKAGES"], rows)
+    r.note(f"{len(rows)} packages, {data['size']} bytes.")
+
+
+def _cache_cleared(r: Renderer, data: dict) -> None:
+    r.note(f"Removed {data['removed']} packages ({data['size']} bytes).")
+
+
 TABLES: dict[str, Callable[[Renderer, Any], None]] = {
     "actions": _summary_actions, "list": _list, "outdated": _outdated, "search": _search,
-    "market_plugin": _market_plugin, "files": _files, "plugin": _plugin, "config": _config, "value": _value,
+    "market_plugin": _market_plugin, "files": _files, "verify": _verify, "cache": _cache,
+    "cache_cleared": _cache_cleared, "plugin": _plugin, "config": _config, "value": _value,
     "exit_codes": _exit_codes,
 }
 

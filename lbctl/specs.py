@@ -62,7 +62,7 @@ def parse_spec(text: str) -> Spec:
     if _SCHEME.match(raw):
         return _url_spec(raw)
     if raw.lower().endswith(".lbpkg") or _exists(raw):
-        return Spec("local", raw, path=Path(raw).expanduser())
+        return Spec("local", raw, path=_expand(raw))
     return _marketplace_spec(raw)
 
 
@@ -77,9 +77,16 @@ def marketplace_spec(plugin_id: str, requirement: str = "") -> Spec:
     return _marketplace_spec(f"{plugin_id.strip()}{requirement}")
 
 
+def _expand(raw: str) -> Path:
+    try:
+        return Path(raw).expanduser()
+    except RuntimeError:  # `~user` for a user that does not exist
+        return Path(raw)
+
+
 def _exists(raw: str) -> bool:
     try:
-        return Path(raw).expanduser().exists()
+        return _expand(raw).exists()
     except (OSError, ValueError):
         return False
 

@@ -1,9 +1,69 @@
-"""Commands of this group are registered here."""
+"""freeze, sync, verify, cache."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, List, Optional
+
 import typer
+
+from lbctl.cli.options import DryRun, Timeout
+
+cache_app = typer.Typer(help="The download cache.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
-    return None
+    app.command("freeze")(freeze)
+    app.command("sync")(sync)
+    app.command("verify")(verify)
+    app.add_typer(cache_app, name="cache")
+
+
+def freeze(ctx: typer.Context,
+           with_config: Annotated[bool, typer.Option("--with-config", help="Include each plugin's config.")] = False,
+           include_secrets: Annotated[bool, typer.Option("--include-secrets", help="Include secret config values.")] = False) -> None:
+    """Print a plugins file with the exact version, source and sha256 of everything installed."""
+    from lbctl.ops import plugins_file
+
+    ctx.obj.render(plugins_file.freeze(ctx.obj.context, with_config=with_config, include_secrets=include_secrets))
+
+
+def sync(ctx: typer.Context, file: Path,
+         prune: Annotated[bool, typer.Option("--prune", help="Uninstall what the file does not list.")] = False,
+         dry_run: DryRun = False, timeout: Timeout = 60.0) -> None:
+    """Make the environment match a plugins file."""
+    from lbctl.ops import live, plugins_file
+
+    result = plugins_file.sync(ctx.obj.context, file, prune=prune, dry_run=dry_run)
+    ctx.obj.render(result if dry_run else live.apply(ctx.obj.context, result, timeout=timeout))
+
+
+def verify(ctx: typer.Context, ids: Annotated[Optional[List[str]], typer.Argument(metavar="[ID...]")] = None) -> None:
+    """Recompute the sha256 of installed packages and compare them with the records."""
+    from lbctl.ops import environment
+
+    ctx.obj.render(environment.verify(ctx.obj.context, ids or []))
+
+
+@cache_app.command("dir")
+def cache_dir(ctx: typer.Context) -> None:
+    """Print the cache directory."""
+    from lbctl.ops import environment
+
+    ctx.obj.render(environment.cache(ctx.obj.context, "dir"))
+
+
+@cache_app.command("list")
+def cache_list(ctx: typer.Context) -> None:
+    """List cached packages."""
+    from lbctl.ops import environment
+
+    ctx.obj.render(environment.cache(ctx.obj.context, "list"))
+
+
+@cache_app.command("clear")
+def cache_clear(ctx: typer.Context) -> None:
+    """Delete every cached package."""
+    from lbctl.ops import environment
+
+    ctx.obj.render(environment.cache(ctx.obj.context, "clear"))

@@ -117,12 +117,14 @@ def _result(command: str, actions: list[Action], warnings: list[str]) -> Result:
 
 def install(ctx: Context, specs: list[str], *, force: bool = False, pre: bool = False,
             dry_run: bool = False, requirements: str | None = None) -> Result:
-    candidates = []
     if requirements:
+        if specs:
+            raise UsageError("Give either SPECs or -r FILE, not both")
+        from pathlib import Path
+
         from lbctl.ops import plugins_file
 
-        candidates += plugins_file.candidates_for_install(ctx, requirements, pre=pre)
-    if not specs and not candidates and not requirements:
+        return plugins_file.sync(ctx, Path(requirements), prune=False, dry_run=dry_run, command="install")
+    if not specs:
         raise UsageError("Nothing to install: give a SPEC or -r FILE")
-    candidates += resolve_all(ctx, specs, pre=pre)
-    return install_candidates(ctx, candidates, force=force, dry_run=dry_run)
+    return install_candidates(ctx, resolve_all(ctx, specs, pre=pre), force=force, dry_run=dry_run)

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import signal
 import socket
 import struct
@@ -55,7 +56,7 @@ POLL_INTERVAL: Final = 0.5
 SETTLED: Final = frozenset({"running", "failed", "disabled", "removed"})
 LEVEL: Final = re.compile(r"\[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\]")
 SAFE_KEY: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
-RUNTIME_CMD: Final = [sys.executable, "-m", "langbot_plugin.cli.__init__", "rt", "-s", "--skip-deps-check"]
+RUNTIME_CMD: Final = [sys.executable, "-m", "langbot_plugin.cli.__init__", "rt"]
 
 Event = Callable[[dict], None]
 
@@ -128,6 +129,12 @@ class HostFile:
 
 def fingerprint(sha256: str, config: dict) -> str:
     return hashlib.sha256(json.dumps([sha256, config], sort_keys=True).encode()).hexdigest()
+
+
+def runtime_command() -> list[str]:
+    """How to start `lbp rt`; LBCTL_RUNTIME_COMMAND replaces it (another interpreter, or a test double)."""
+    override = os.environ.get("LBCTL_RUNTIME_COMMAND")
+    return shlex.split(override) if override else list(RUNTIME_CMD)
 
 
 def free_port() -> int:
@@ -238,7 +245,7 @@ class Host:
         if self.connect:
             return await WebSocketTransport.connect(self.connect, self.token), None
         port = free_port()
-        command = [*RUNTIME_CMD, "--ws-debug-port", str(port)]
+        command = [*runtime_command(), "-s", "--skip-deps-check", "--ws-debug-port", str(port)]
         if self.pypi_index_url:
             command += ["--pypi-index-url", self.pypi_index_url]
         # A new session makes the runtime and its plugin workers one process group we can kill as a whole.
@@ -356,6 +363,7 @@ class Host:
             inst["revision"] += 1
         inst.update(digest=record.sha256, fingerprint=mark, active=True)
         self.file.save()
+        self.applied.pop(plugin_id, None)  # no liveness probe may see the old worker as the new one
         self._set(plugin_id, "starting")
         try:
             result = await self._apply(peer, plugin_id, record.sha256)
@@ -717,7 +725,7 @@ def _exclusive(path: Path) -> Iterator[None]:
 def serve(env: Environment, *, connect: str | None = None, token: str | None = None,
           pypi_index_url: str | None = None, on_event: Event | None = None) -> int:  # fmt: skip
     """Run the host in the foreground until SIGTERM/SIGINT; returns the exit code (0)."""
-    if connect is None and _missing_runtime():
+    if connect is None and not os.environ.get("LBCTL_RUNTIME_COMMAND") and _missing_runtime():
         raise PreconditionError(
             "The LangBot Plugin Runtime (langbot-plugin) is not installed",
             hint="Install it with `pip install 'lbctl[runtime]'`, or attach to one with --connect.",
@@ -743,6 +751,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     token = os.environ.get(args.token_env) if args.token_env else None
     try:
         return serve(Environment(args.home), connect=args.connect, token=token, pypi_index_url=args.pypi_index_url)
