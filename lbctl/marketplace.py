@@ -316,7 +316,9 @@ def _url_errors(url: str) -> Classifier:
         if status in (401, 403):
             return CredentialsError(f"{url} refused access (HTTP {status})",
                                     hint="lbctl sends no credentials; download the file and install it by path.")
-        return None
+        if status in (408, 429) or status >= 500:
+            return None
+        return ProtocolError(f"{url} answered HTTP {status}" + (f": {msg}" if msg else ""))
 
     return classify
 

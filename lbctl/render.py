@@ -81,6 +81,34 @@ class Renderer:
         self.stdout.write(json.dumps(doc, ensure_ascii=False, default=str) + "\n")
         self.stdout.flush()
 
+    def event(self, event: dict) -> None:
+        """Narration of a long-running command (the runtime host) on stderr."""
+        if self.json:
+            self.stderr.write(json.dumps(event, ensure_ascii=False) + "\n")
+        elif event.get("event") == "plugin":
+            error = f": {event['error']}" if event.get("error") else ""
+            self.note(f"{event['id']}: {event['state']}{error}")
+        elif event.get("event") in ("runtime", "host"):
+            detail = ", ".join(f"{k} {v}" for k, v in event.items() if k not in ("event", "state") and v is not None)
+            self.note(f"{event['event']} {event['state']}" + (f" ({detail})" if detail else ""))
+        self.stderr.flush()
+
+    def stream(self, lines) -> None:
+        """Print log lines as they come (logs -f) until interrupted."""
+        for line in lines:
+            if self.json:
+                self.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            else:
+                self.stdout.write(_log_line(line) + "\n")
+            self.stdout.flush()
+
+    def setup_logging(self) -> None:
+        import logging
+
+        level = logging.WARNING - 10 * self.level
+        logging.basicConfig(level=max(level, logging.DEBUG), stream=self.stderr,
+                            format="%(levelname).1s %(name)s: %(message)s")
+
     def table(self, columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:
         from rich import box
         from rich.table import Table
@@ -193,6 +221,61 @@ def _summary_actions(r: Renderer, data: dict) -> None:
     _actions(r, data)
     if data.get("summary") and data["actions"]:
         r.note(data["summary"].capitalize() + ".")
+    for live in data.get("live", []):
+        error = f" ({live['error']})" if live.get("error") else ""
+        r.note(f"{live['id']} is {live['state']}{error}")
+
+
+def _log_line(line: dict) -> str:
+    plugin = f"[{line['plugin']}] " if line.get("plugin") else ""
+    return f"{line.get('ts', '')} {line.get('level', '')} {plugin}{line.get('text', '')}".strip()
+
+
+def _logs(r: Renderer, data: dict) -> None:
+    for line in data["lines"]:
+        r.plain(_log_line(line))
+
+
+def _runtime_status(r: Renderer, data: dict) -> None:
+    if not data["host"]:
+        r.plain("No runtime host is up (start one with `lbctl runtime serve`).")
+        return
+    r.plain(f"Runtime host up, langbot-plugin {data.get('runtime_version') or 'unknown'}")
+    r.table(["ID", "STATE", "ERROR"], [[p["id"], p["state"], p.get("error") or ""] for p in data["plugins"]])
+
+
+def _live_states(r: Renderer, data: dict) -> None:
+    for p in data["plugins"]:
+        error = f" ({p['error']})" if p.get("error") else ""
+        r.plain(f"{p['id']} is {p['state']}{error}")
+
+
+def _tools(r: Renderer, data: dict) -> None:
+    if not data["tools"]:
+        r.note("No tools (is the plugin running?).")
+        return
+    r.table(["PLUGIN", "TOOL", "DESCRIPTION"], [[t["plugin"], t["name"], _short(t.get("description"))] for t in data["tools"]])
+
+
+def _commands(r: Renderer, data: dict) -> None:
+    if not data["commands"]:
+        r.note("No commands (is the plugin running?).")
+        return
+    r.table(["PLUGIN", "COMMAND", "DESCRIPTION"],
+            [[c["plugin"], c["name"], _short(c.get("description"))] for c in data["commands"]])
+
+
+def _call_result(r: Renderer, data: dict) -> None:
+    result = data["result"]
+    if isinstance(result, list) and all(isinstance(f, dict) and "text" in f for f in result):
+        for frame in result:
+            r.plain(str(frame["text"]))
+    else:
+        r.plain(result if isinstance(result, str) else json.dumps(result, indent=2, ensure_ascii=False))
+
+
+def _none(r: Renderer, data: dict) -> None:
+    return None
 
 
 def _outdated(r: Renderer, data: dict) -> None:
@@ -253,10 +336,20 @@ def _cache_cleared(r: Renderer, data: dict) -> None:
     r.note(f"Removed {data['removed']} packages ({data['size']} bytes).")
 
 
+def _doctor(r: Renderer, data: dict) -> None:
+    width = max((len(c["name"]) for c in data["checks"]), default=0)
+    for c in data["checks"]:
+        r.plain(f"{'ok' if c['ok'] else 'FAIL':<4} {c['name']:<{width}}  {c['detail']}")
+        if not c["ok"] and c.get("hint"):
+            r.note(f"hint ({c['name']}): {c['hint']}")
+
+
 TABLES: dict[str, Callable[[Renderer, Any], None]] = {
     "actions": _summary_actions, "list": _list, "outdated": _outdated, "search": _search,
     "market_plugin": _market_plugin, "files": _files, "verify": _verify, "cache": _cache,
-    "cache_cleared": _cache_cleared, "plugin": _plugin, "config": _config, "value": _value,
-    "exit_codes": _exit_codes,
+    "cache_cleared": _cache_cleared, "logs": _logs, "runtime_status": _runtime_status,
+    "live_states": _live_states, "tools": _tools, "commands": _commands, "call_result": _call_result,
+    "none": _none, "plugin": _plugin, "config": _config, "value": _value,
+    "exit_codes": _exit_codes, "doctor": _doctor,
 }
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lbctl.context import Context
 from lbctl.models import Result
+
+_LIVE = {"install", "reinstall", "update", "downgrade", "uninstall", "config", "enable", "disable"}
 
 
 def host_up(ctx: Context) -> bool:
@@ -11,6 +15,21 @@ def host_up(ctx: Context) -> bool:
 
 
 def apply(ctx: Context, result: Result, *, timeout: float) -> Result:
-    if not host_up(ctx):
+    """Ask a running host to apply the change now and wait until each plugin is running or failed."""
+    actions = result.data.get("actions", []) if isinstance(result.data, dict) else []
+    ids = sorted({a["id"] for a in actions if a["action"] in _LIVE and a["status"] == "done"})
+    if not ids or not host_up(ctx):
         return result
-    return result
+    from lbctl.runtime.client import HostClient
+
+    if not HostClient(ctx.env.home).is_up():
+        return result
+    states = HostClient(ctx.env.home, timeout=timeout).reconcile_and_wait(ids, timeout=timeout)
+    failed = {pid: s for pid, s in states.items() if s.get("state") in ("failed", "starting")}
+    notes = tuple(f"{pid}: {s['state']}" + (f" ({s['error']})" if s.get("error") else "")
+                  for pid, s in sorted(states.items()))
+    errors = tuple({"code": "plugin_failed", "message": f"{pid} is {s['state']}: {s.get('error') or 'no reason given'}",
+                    "hint": f"See `lbctl logs {pid}`.", "plugin": pid} for pid, s in failed.items())
+    data = {**result.data, "live": [{"id": pid, **s} for pid, s in sorted(states.items())]}
+    return replace(result, data=data, warnings=result.warnings + notes if failed else result.warnings,
+                   errors=result.errors + errors, exit_code=result.exit_code or (1 if failed else 0))

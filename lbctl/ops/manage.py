@@ -53,11 +53,17 @@ def _uninstall_actions(state: State, ids: list[str], purge: bool, status: str) -
 
 
 def _purge_data(ctx: Context, ids: list[str]) -> None:
-    try:
-        from lbctl.runtime import storage
-    except ImportError:
+    path = ctx.env.home / "storage.db"
+    if not path.exists():
         return
-    storage.purge(ctx.env.home, ids)
+    from lbctl.runtime.storage import Storage
+
+    storage = Storage(path)
+    try:
+        for pid in ids:
+            storage.purge("plugin", pid)
+    finally:
+        storage.close()
 
 
 def set_enabled(ctx: Context, ids: list[str], *, enabled: bool) -> Result:

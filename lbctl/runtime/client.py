@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Final, Iterator
 
 from lbctl.errors import (
+    InternalError,
     LbctlError,
     NetworkError,
     NoHostError,
@@ -37,6 +38,7 @@ _ERRORS: Final[dict[str, type[LbctlError]]] = {
     "bad_request": UsageError,
     "timeout": NetworkError,
     "runtime_error": RuntimeActionError,
+    "internal": InternalError,
 }
 
 

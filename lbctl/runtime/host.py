@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -53,6 +54,7 @@ WORKER_POLICY: Final = {
 START_TIMEOUT: Final = float(os.environ.get("LBCTL_RUNTIME_START_TIMEOUT", "30"))
 APPLY_TIMEOUT: Final = 660.0  # the Runtime allows 600 s for a dependency environment
 POLL_INTERVAL: Final = 0.5
+HEARTBEAT_TICKS: Final = 40  # ping every 20 s, as LangBot does; three misses count as a dead runtime
 SETTLED: Final = frozenset({"running", "failed", "disabled", "removed"})
 LEVEL: Final = re.compile(r"\[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\]")
 SAFE_KEY: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
@@ -204,7 +206,7 @@ class Host:
         return 0
 
     async def _supervise(self) -> None:
-        delay = 1.0
+        delay = 0.5
         while not self.stopping.is_set():
             started = time.monotonic()
             try:
@@ -216,9 +218,9 @@ class Host:
             if self.stopping.is_set():
                 return
             delay = 1.0 if time.monotonic() - started > 60 else min(delay * 2, 30.0)
-            self._lost("the runtime stopped; restarting it")
+            self._lost("reconnecting to the runtime" if self.connect else "the runtime stopped; restarting it")
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), delay / 2)
+                await asyncio.wait_for(self.stopping.wait(), delay)
 
     async def _session(self) -> None:
         transport, port = await self._open()
@@ -230,9 +232,11 @@ class Host:
             self.peer, self.applied = peer, {}
             self.runtime_version = await self._probe_version(port)
             self._emit(event="runtime", state="running", version=self.runtime_version)
-            await self.reconcile(force=True)
+            await self.reconcile()
             monitor = asyncio.create_task(self._monitor(peer))
-            await reader
+            done, _ = await asyncio.wait({reader, monitor}, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
         finally:
             self.peer = None
             for task in (monitor, reader):
@@ -312,7 +316,7 @@ class Host:
                 with contextlib.suppress(ConnectionLost):
                     await self.reconcile()
 
-    async def reconcile(self, *, force: bool = False, restart: str | None = None) -> None:
+    async def reconcile(self, *, restart: str | None = None) -> None:
         """Make the runtime run exactly the enabled plugins of the environment, with their current config."""
         async with self._lock:
             state = self.env.load()
@@ -325,7 +329,7 @@ class Host:
                 await self._remove(peer, plugin_id)
             for plugin_id, record in sorted(state.plugins.items()):
                 if record.enabled:
-                    await self._ensure(peer, state, plugin_id, force=force or plugin_id == restart)
+                    await self._ensure(peer, state, plugin_id, force=plugin_id == restart)
 
     def _sync_live(self, state: State) -> None:
         for plugin_id in set(self.live) - set(state.plugins):
@@ -383,10 +387,23 @@ class Host:
         return await peer.call("apply_plugin_installation", data, binding, timeout=APPLY_TIMEOUT)
 
     async def _monitor(self, peer: Peer) -> None:
-        while True:
+        misses = 0
+        for tick in itertools.count(1):
             await asyncio.sleep(POLL_INTERVAL)
             for plugin_id, binding in list(self.applied.items()):
                 await self._probe(peer, plugin_id, binding)
+            if tick % HEARTBEAT_TICKS == 0:
+                misses = 0 if await self._ping(peer) else misses + 1
+            if misses >= 3:
+                raise ConnectionLost("the runtime stopped answering pings")
+
+    @staticmethod
+    async def _ping(peer: Peer) -> bool:
+        try:
+            await peer.call("__ping", {}, timeout=10)
+        except (TimeoutError, ActionFailed):
+            return False
+        return True
 
     async def _probe(self, peer: Peer, plugin_id: str, binding: dict) -> None:
         live = self.live.get(plugin_id)
@@ -543,6 +560,7 @@ class Host:
             if not self._same_user(writer):
                 return
             request = json.loads(await asyncio.wait_for(reader.readline(), 10) or b"{}")
+            request = request if isinstance(request, dict) else {}
             if request.get("op") == "follow":
                 return await self._follow(request, reader, writer)
             try:
@@ -575,6 +593,11 @@ class Host:
             raise OpError("timeout", f"the runtime did not answer: {exc}") from None
         except ActionFailed as exc:
             raise OpError("runtime_error", str(exc), plugin=request.get("id")) from None
+        except (OpError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # a bug: answer anyway, so the CLI does not wait for nothing
+            log.exception("request %s failed", op)
+            raise OpError("internal", f"the runtime host failed: {type(exc).__name__}: {exc}") from None
 
     async def _op_status(self, request: dict) -> dict:
         plugins = [{"id": pid, "state": live.state, "error": live.error} for pid, live in sorted(self.live.items())]
@@ -615,7 +638,7 @@ class Host:
         return {"states": await self._settle(request.get("ids") or [], float(request.get("timeout") or 60))}
 
     async def _op_restart(self, request: dict) -> dict:
-        plugin_id = self._running_or_fail(request.get("id"), allow_failed=True)
+        plugin_id = self._running_or_fail(request.get("id"), states=("running", "starting", "failed"))
         await self.reconcile(restart=plugin_id)
         settled = await self._settle([plugin_id], float(request.get("timeout") or 60))
         return {"id": plugin_id, **settled[plugin_id]}
@@ -632,11 +655,11 @@ class Host:
         live = self.live.get(plugin_id)
         return {"state": live.state, "error": live.error} if live else {"state": "removed", "error": None}
 
-    def _running_or_fail(self, plugin_id: Any, *, allow_failed: bool = False) -> str:
+    def _running_or_fail(self, plugin_id: Any, *, states: tuple[str, ...] = ("running",)) -> str:
         if plugin_id not in self.live:
             raise OpError("not_installed", f"{plugin_id} is not installed", plugin=plugin_id)
         live = self.live[plugin_id]
-        if live.state == "running" or (allow_failed and live.state == "failed"):
+        if live.state in states:
             return plugin_id
         hint = "See `lbctl runtime status` and `lbctl logs`."
         raise OpError("not_running", f"{plugin_id} is {live.state}", hint=hint, plugin=plugin_id)
@@ -646,10 +669,14 @@ class Host:
             return [self._running_or_fail(plugin_id)]
         return [pid for pid, live in sorted(self.live.items()) if live.state == "running"]
 
-    async def _components(self, plugin_id: str, kind: str) -> list[dict]:
+    def _connection(self, plugin_id: str) -> tuple[Peer, dict]:
         peer, binding = self.peer, self.applied.get(plugin_id)
         if peer is None or binding is None:
             raise OpError("not_running", f"{plugin_id} is not running", plugin=plugin_id)
+        return peer, binding
+
+    async def _components(self, plugin_id: str, kind: str) -> list[dict]:
+        peer, binding = self._connection(plugin_id)
         data = await peer.call(f"list_{kind}", {"include_plugins": [plugin_id]}, binding)
         return [item["manifest"] for item in data[kind] if item.get("owner") == plugin_id]
 
@@ -678,7 +705,8 @@ class Host:
             raise OpError("not_found", f"{plugin_id} has no tool {tool!r}", hint=f"See `lbctl tools {plugin_id}`.")
         data = {"tool_name": tool, "tool_parameters": args, "session": _session(), "query_id": 0,
                 "include_plugins": [plugin_id]}  # fmt: skip
-        reply = await self.peer.call("call_tool", data, self.applied[plugin_id], timeout=180)  # type: ignore[union-attr]
+        peer, binding = self._connection(plugin_id)
+        reply = await peer.call("call_tool", data, binding, timeout=180)
         return {"result": reply.get("tool_response")}
 
     async def _op_run_command(self, request: dict) -> dict:
@@ -689,7 +717,8 @@ class Host:
         if words[0] not in [m.get("metadata", {}).get("name") for m in await self._components(plugin_id, "commands")]:
             raise OpError("not_found", f"{plugin_id} has no command {words[0]!r}", hint=f"See `lbctl commands {plugin_id}`.")
         data = {"command_context": _command_context(words), "include_plugins": [plugin_id]}
-        frames = self.peer.stream("execute_command", data, self.applied[plugin_id], frame_timeout=180)  # type: ignore[union-attr]
+        peer, binding = self._connection(plugin_id)
+        frames = peer.stream("execute_command", data, binding, frame_timeout=180)
         return {"result": [{k: v for k, v in frame.items() if v is not None} async for frame in frames]}
 
 

@@ -1,0 +1,133 @@
+"""`lbctl doctor`: check the environment, the marketplace and the runtime; one line per check."""
+
+from __future__ import annotations
+
+import importlib.metadata
+from lbctl import configschema, lbpkg
+from lbctl.context import Context
+from lbctl.errors import LbctlError
+from lbctl.models import Result
+from lbctl.state import SCHEMA, State
+
+RUNTIME_DIST = "langbot-plugin"
+RUNTIME_HINT = "Install it with `pip install 'lbctl[runtime]'`."
+
+
+def _check(name: str, ok: bool, detail: str, hint: str | None = None) -> dict:
+    return {"name": name, "ok": ok, "detail": detail, "hint": hint}
+
+
+def doctor(ctx: Context) -> Result:
+    checks = []
+    state = None
+    try:
+        state = ctx.env.load()
+        checks.append(_environment_ok(ctx, state))
+    except LbctlError as exc:
+        checks.append(_check("environment", False, exc.message, exc.hint))
+    for name, fn in (("packages", _packages), ("config", _config)):
+        if state is None:
+            checks.append(_check(name, False, "not checked: the environment state is unreadable"))
+        else:
+            checks.append(fn(ctx, state))
+    checks.append(_marketplace(ctx))
+    host = _host_status(ctx)
+    checks += [_runtime(host), _host(host)]
+    failed = any(not c["ok"] for c in checks)
+    return Result("doctor", "doctor", {"checks": checks}, exit_code=1 if failed else 0)
+
+
+def _environment_ok(ctx: Context, state: State) -> dict:
+    if not ctx.env.state_file.exists():
+        return _check("environment", True, f"{ctx.env.home}: empty (no state.json yet)")
+    count = len(state.plugins)
+    return _check("environment", True, f"{ctx.env.home}: state schema {SCHEMA}, {_plural(count, 'plugin')}")
+
+
+def _packages(ctx: Context, state: State) -> dict:
+    missing, tampered = [], []
+    for pid, record in sorted(state.plugins.items()):
+        try:
+            actual = lbpkg.sha256_bytes(ctx.env.package_path(record.sha256).read_bytes())
+        except FileNotFoundError:
+            missing.append(pid)
+            continue
+        if actual != record.sha256:
+            tampered.append(pid)
+    problems = [f"missing: {', '.join(missing)}"] * bool(missing)
+    problems += [f"sha256 mismatch: {', '.join(tampered)}"] * bool(tampered)
+    if problems:
+        return _check("packages", False, "; ".join(problems),
+                      "Reinstall them with `lbctl install --force ID`; `lbctl verify` lists them.")
+    return _check("packages", True, f"{_plural(len(state.plugins), 'package')} present, sha256 verified")
+
+
+def _config(ctx: Context, state: State) -> dict:
+    missing, unreadable = [], []
+    for pid, record in sorted(state.plugins.items()):
+        try:
+            info, _ = lbpkg.read_file(ctx.env.package_path(record.sha256))
+        except LbctlError:
+            unreadable.append(pid)
+            continue
+        names = configschema.missing_required(info.config_schema, state.config.get(pid, {}))
+        if names:
+            missing.append(f"{pid} ({', '.join(names)})")
+    if missing:
+        return _check("config", False, f"required config missing: {'; '.join(missing)}",
+                      "Set it with `lbctl config set ID KEY=VALUE`.")
+    checked = len(state.plugins) - len(unreadable)
+    detail = f"required config filled for {_plural(checked, 'plugin')}"
+    return _check("config", True, detail + (f" (not checked: {', '.join(unreadable)})" if unreadable else ""))
+
+
+def _marketplace(ctx: Context) -> dict:
+    if ctx.settings.offline:
+        return _check("marketplace", True, "offline")
+    try:
+        _, total = ctx.market.search("", page_size=1)
+    except LbctlError as exc:
+        return _check("marketplace", False, exc.message, exc.hint)
+    return _check("marketplace", True, f"{ctx.settings.index_url}: reachable, {_plural(total, 'plugin')}")
+
+
+def _host_status(ctx: Context) -> dict | Exception | None:
+    """The live host's status, None when no socket exists, or the exception a stale socket gave."""
+    from lbctl.runtime.client import HostClient, socket_path
+
+    if not socket_path(ctx.env.home).exists():
+        return None
+    try:
+        return HostClient(ctx.env.home, timeout=10.0).status()
+    except Exception as exc:  # noqa: BLE001 - a stale socket or a dying host is a finding, not a crash
+        return exc
+
+
+def _runtime(host: dict | Exception | None) -> dict:
+    try:
+        version = importlib.metadata.version(RUNTIME_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        version = None
+    if version is not None:
+        return _check("runtime", True, f"{RUNTIME_DIST} {version} installed")
+    if isinstance(host, dict) and host.get("host"):
+        return _check("runtime", True, f"{RUNTIME_DIST} not installed here; the host runs runtime "
+                      f"{host.get('runtime_version') or '(version unknown)'}")
+    return _check("runtime", False, f"{RUNTIME_DIST} is not installed", RUNTIME_HINT)
+
+
+def _host(host: dict | Exception | None) -> dict:
+    if host is None or (isinstance(host, dict) and not host.get("host")):
+        return _check("host", True, "no host running")
+    if isinstance(host, Exception):
+        reason = host.message if isinstance(host, LbctlError) else f"{type(host).__name__}: {host}"
+        return _check("host", True, f"no host running (its socket does not answer: {reason})")
+    plugins = host.get("plugins") or []
+    failed = sorted(p["id"] for p in plugins if p.get("state") == "failed")
+    detail = f"up, runtime {host.get('runtime_version') or '(version unknown)'}, {_plural(len(plugins), 'plugin')}"
+    return _check("host", True, detail + (f", failed: {', '.join(failed)}" if failed else ""))
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+

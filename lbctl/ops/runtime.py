@@ -1,0 +1,70 @@
+"""The runtime host and the live commands that talk to it."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Iterator
+
+from lbctl.context import Context
+from lbctl.errors import UsageError
+from lbctl.models import Result
+
+
+def _client(ctx: Context, timeout: float = 60.0):
+    from lbctl.runtime.client import HostClient
+
+    return HostClient(ctx.env.home, timeout=timeout)
+
+
+def serve(ctx: Context, *, connect: str | None = None, token_env: str | None = None,
+          pypi_index_url: str | None = None, on_event: Callable[[dict], None] | None = None) -> Result:
+    from lbctl.runtime.host import serve as run_host
+
+    token = None
+    if token_env:
+        token = os.environ.get(token_env)
+        if not token:
+            raise UsageError(f"The environment variable {token_env} is not set", hint="It must hold the runtime's control token.")
+    code = run_host(ctx.env, connect=connect, token=token, pypi_index_url=pypi_index_url, on_event=on_event)
+    return Result("runtime serve", "none", {"stopped": True}, exit_code=code)
+
+
+def status(ctx: Context) -> Result:
+    return Result("runtime status", "runtime_status", _client(ctx).status())
+
+
+def logs(ctx: Context, plugin_id: str, *, lines: int = 100) -> Result:
+    return Result("logs", "logs", {"lines": _client(ctx).logs(plugin_id, lines)})
+
+
+def follow(ctx: Context, plugin_id: str, *, lines: int = 10) -> Iterator[dict]:
+    return _client(ctx).follow(plugin_id, lines)
+
+
+def restart(ctx: Context, plugin_id: str, *, timeout: float = 60.0) -> Result:
+    outcome = _client(ctx, timeout).restart(plugin_id, timeout=timeout)
+    return Result("restart", "live_states", {"plugins": [outcome]}, exit_code=1 if outcome.get("state") == "failed" else 0)
+
+
+def tools(ctx: Context, plugin_id: str | None = None) -> Result:
+    return Result("tools", "tools", {"tools": _client(ctx).tools(plugin_id)})
+
+
+def commands(ctx: Context, plugin_id: str | None = None) -> Result:
+    return Result("commands", "commands", {"commands": _client(ctx).commands(plugin_id)})
+
+
+def call_tool(ctx: Context, plugin_id: str, tool: str, args: str | None, *, timeout: float = 60.0) -> Result:
+    import json
+
+    try:
+        parsed = json.loads(args) if args else {}
+    except ValueError as exc:
+        raise UsageError(f"--args is not valid JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise UsageError("--args must be a JSON object")
+    return Result("call-tool", "call_result", {"result": _client(ctx, timeout).call_tool(plugin_id, tool, parsed)})
+
+
+def run_command(ctx: Context, plugin_id: str, text: str, *, timeout: float = 60.0) -> Result:
+    return Result("run-command", "call_result", {"result": _client(ctx, timeout).run_command(plugin_id, text)})
