@@ -64,6 +64,7 @@ PLUGIN_FIELDS: Final[dict[str, tuple[type, ...]]] = {
 }
 
 Progress = Callable[[int, "int | None"], None]
+Verify = Callable[[Path], None]
 # Turns an error status and its `msg` into the exception to raise, or None for the generic mapping.
 Classifier = Callable[[int, str], "Exception | None"]
 T = TypeVar("T")
@@ -122,13 +123,18 @@ class MarketplaceClient:
         dest_dir: Path,
         max_bytes: int = MAX_PACKAGE_BYTES,
         on_progress: Progress | None = None,
+        verify: Verify | None = None,
     ) -> tuple[Path, str]:
-        """Download one release into `dest_dir/<sha256>.lbpkg`; returns the path and the sha256."""
+        """Download one release into `dest_dir/<sha256>.lbpkg`; returns the path and the sha256.
+
+        `verify(temp_path)` runs before the file takes its final name; if it raises, nothing is left in
+        `dest_dir` and a file already there under the same sha256 is not touched.
+        """
         plugin_id = _plugin_id(author, name)
         if not VERSION_CHARS.match(version):
             raise InvalidSpecError(f"Invalid version {version!r} for {plugin_id}", plugin=plugin_id)
         fetch = _Fetch(f"{API}/plugins/download/{plugin_id}/{version}", f"{plugin_id} {version}", max_bytes)
-        return self._download(fetch, dest_dir, on_progress, _missing(plugin_id, version))
+        return self._download(fetch, dest_dir, on_progress, verify, _missing(plugin_id, version))
 
     def download_url(
         self,
@@ -137,11 +143,12 @@ class MarketplaceClient:
         dest_dir: Path,
         max_bytes: int = MAX_PACKAGE_BYTES,
         on_progress: Progress | None = None,
+        verify: Verify | None = None,
     ) -> tuple[Path, str]:
         """Download a package from an http(s) URL, like `download`; redirects are followed."""
         if not url.lower().startswith(("http://", "https://")):
             raise InvalidSpecError(f"Not an http(s) URL: {url}")
-        return self._download(_Fetch(url, url, max_bytes), dest_dir, on_progress, _url_errors(url))
+        return self._download(_Fetch(url, url, max_bytes), dest_dir, on_progress, verify, _url_errors(url))
 
     def _request(self, method: str, path: str, *, json: Any = None, classify: Classifier | None = None) -> _Answer:
         subject = f"{method} {path}"
@@ -155,13 +162,16 @@ class MarketplaceClient:
         return _Answer(subject, _envelope(body, subject))
 
     def _download(
-        self, fetch: _Fetch, dest_dir: Path, on_progress: Progress | None, classify: Classifier
+        self, fetch: _Fetch, dest_dir: Path, on_progress: Progress | None, verify: Verify | None,
+        classify: Classifier,
     ) -> tuple[Path, str]:
         tmp = dest_dir / f".download-{uuid.uuid4().hex}.part"
         out = _open_new(tmp)
         try:
             with out:
                 digest = self._stream_into(fetch, out, on_progress, classify)
+            if verify is not None:
+                verify(tmp)
             return _publish(tmp, dest_dir, digest), digest
         except BaseException:
             tmp.unlink(missing_ok=True)

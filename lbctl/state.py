@@ -11,6 +11,7 @@ One atomic rename of state.json is the commit point of every change.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import os
 import time
@@ -121,8 +122,13 @@ class Environment:
         write_atomic(self.state_file, data, mode=0o600)
 
     def store_package(self, data: bytes, sha256: str) -> Path:
+        """Store a package under its sha256; a stored copy that was damaged is replaced."""
         path = self.package_path(sha256)
-        if not path.exists():
+        try:
+            intact = hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+        except OSError:
+            intact = False
+        if not intact:
             write_atomic(path, data, mode=0o644)
         return path
 

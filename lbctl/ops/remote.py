@@ -132,17 +132,15 @@ def _verified(path: Path, spec: Spec, version: str, ctx: Context) -> Candidate:
 
 def _download(ctx: Context, spec: Spec, version: str) -> Candidate:
     cache = Cache(ctx.settings.cache_dir, not ctx.settings.no_cache)
-    with _download_dir(cache) as directory:
-        with _progress(ctx, f"{spec.id} {version}") as advance:
-            path, sha = ctx.market.download(spec.author, spec.name, version, dest_dir=directory, on_progress=advance)
-        try:
-            candidate = _verified(path, spec, version, ctx)
-        except LbctlError:
-            path.unlink(missing_ok=True)
-            raise
-        if cache.enabled:
-            cache.remember(spec.id, version, sha)
-        return candidate
+    found: list[Candidate] = []
+    # Checked before the download is renamed into the cache, so a wrong package never lands there.
+    check = lambda tmp: found.append(_verified(tmp, spec, version, ctx))  # noqa: E731
+    with _download_dir(cache) as directory, _progress(ctx, f"{spec.id} {version}") as advance:
+        _, sha = ctx.market.download(spec.author, spec.name, version, dest_dir=directory, on_progress=advance,
+                                     verify=check)
+    if cache.enabled:
+        cache.remember(spec.id, version, sha)
+    return found[0]
 
 
 def _from_url(ctx: Context, spec: Spec) -> Candidate:
@@ -152,13 +150,11 @@ def _from_url(ctx: Context, spec: Spec) -> Candidate:
         raise NotFoundError(f"Offline: cannot download {spec.url}", hint="Drop --offline.")
     cache = Cache(ctx.settings.cache_dir, not ctx.settings.no_cache)
     client = MarketplaceClient((ctx.http_factory or make_http)(ctx.settings.index_url, timeout=ctx.settings.timeout))
+    found: list[tuple] = []
     with _download_dir(cache) as directory, _progress(ctx, spec.url or "") as advance:
-        path, _ = client.download_url(spec.url or "", dest_dir=directory, on_progress=advance)
-        try:
-            info, data = lbpkg.read_file(path)
-        except LbctlError:
-            path.unlink(missing_ok=True)
-            raise
+        client.download_url(spec.url or "", dest_dir=directory, on_progress=advance,
+                            verify=lambda tmp: found.append(lbpkg.read_file(tmp)))
+    info, data = found[0]
     return Candidate(info, data, "url", spec.url or "", spec.raw)
 
 
