@@ -17,6 +17,7 @@ from lbctl.state import State
 
 ENTRY_KEYS = {"id": str, "version": str, "sha256": str, "enabled": bool, "config": dict, "path": str, "url": str}
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_BLOCK = re.compile(r"^\s*\[\[\s*plugin\s*\]\]")
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,10 @@ def read(file: Path) -> list[Entry]:
     plugins = doc.get("plugin", [])
     if not isinstance(plugins, list) or not all(isinstance(p, dict) for p in plugins):
         raise PluginsFileError(f"{file}: 'plugin' must be an array of tables ([[plugin]])")
-    entries = [_entry(file, lines, i, raw) for i, raw in enumerate(plugins)]
+    starts = [n for n, line in enumerate(lines) if _BLOCK.match(line)]
+    entries = [_entry(file, lines, starts[i] if i < len(starts) else 0, raw) for i, raw in enumerate(plugins)]
     _check_unique(file, entries)
     return entries
-
-
-def _block_start(lines: list[str], index: int) -> int:
-    starts = [n for n, line in enumerate(lines) if re.match(r"^\s*\[\[\s*plugin\s*\]\]", line)]
-    return starts[index] if index < len(starts) else 0
 
 
 def _line_of(lines: list[str], key: str, start: int = 0) -> int:
@@ -78,15 +75,15 @@ def _line_of(lines: list[str], key: str, start: int = 0) -> int:
     return start + 1
 
 
-def _entry(file: Path, lines: list[str], index: int, raw: dict) -> Entry:
-    start = _block_start(lines, index)
+def _entry(file: Path, lines: list[str], start: int, raw: dict) -> Entry:
     where = f"{file}:{start + 1}"
     for key, value in raw.items():
-        line = f"{file}:{_line_of(lines, key, start)}"
         if key not in ENTRY_KEYS:
-            raise PluginsFileError(f"{line}: unknown key {key!r} (known: {', '.join(ENTRY_KEYS)})")
-        if not isinstance(value, ENTRY_KEYS[key]):
-            raise PluginsFileError(f"{line}: {key} must be a {ENTRY_KEYS[key].__name__}")
+            line = _line_of(lines, key, start)
+            raise PluginsFileError(f"{file}:{line}: unknown key {key!r} (known: {', '.join(ENTRY_KEYS)})")
+        if not isinstance(value, ENTRY_KEYS[key]) or (key != "enabled" and isinstance(value, bool)):
+            line = _line_of(lines, key, start)
+            raise PluginsFileError(f"{file}:{line}: {key} must be a {ENTRY_KEYS[key].__name__}")
     return _check_entry(file, where, start + 1, raw)
 
 
@@ -228,9 +225,9 @@ def _resolve_needed(ctx: Context, entries: list[Entry], state: State) -> dict[st
     return {item.item.id: item.value for item in results}  # type: ignore[misc]
 
 
-def _config_for(ctx: Context, entry: Entry, cand: Candidate | None, record: Record | None) -> dict:
-    if not entry.config:
-        return {}
+def _config_for(ctx: Context, entry: Entry, cand: Candidate | None, record: Record | None, stored: dict) -> dict:
+    if not entry.config or (cand is None and all(stored.get(k) == v for k, v in entry.config.items())):
+        return {}  # nothing to change: stored values were validated when they were set
     schema = cand.info.config_schema if cand else _schema(ctx, record) if record else ()
     try:
         return configschema.validate(schema, entry.config)
@@ -242,7 +239,8 @@ def sync(ctx: Context, file: Path, *, prune: bool = False, dry_run: bool = False
     entries = read(file)
     before = ctx.env.load()
     candidates = _resolve_needed(ctx, entries, before)
-    configs = {e.id: _config_for(ctx, e, candidates.get(e.id), before.plugins.get(e.id)) for e in entries}
+    configs = {e.id: _config_for(ctx, e, candidates.get(e.id), before.plugins.get(e.id), before.config.get(e.id, {}))
+               for e in entries}
     steps = [plan_step(before.plugins.get(pid), c, force=True) for pid, c in candidates.items()]
     if not dry_run:
         confirm_switches(ctx, steps)
