@@ -60,10 +60,16 @@ def is_display_only(item: dict) -> bool:
 
 def _fail(item: dict, expected: str, got: Any = None, *, hint: str | None = None) -> ConfigInvalidError:
     message = f"{item.get('name')}: expected {expected}"
-    if got is not None and not is_secret(item):
+    if got is not None and not is_secret(item) and not _mentions_secret(got):
         shown = repr(got) if not isinstance(got, int) or abs(got) < 10**60 else "a huge integer"
         message += f", got {shown if len(shown) <= 60 else shown[:57] + '...'}"
     return ConfigInvalidError(message, hint=hint)
+
+
+def _mentions_secret(got: Any) -> bool:
+    """Whether a rejected value may carry a nested secret (then it is not echoed in the error)."""
+    text = got if isinstance(got, str) else json.dumps(got, default=str) if isinstance(got, (dict, list)) else ""
+    return any(is_secret_key(word) for word in re.findall(r"[A-Za-z0-9_-]+", text))
 
 
 def _check_settable(item: dict) -> None:
@@ -446,6 +452,22 @@ def _strip_secret_keys(value: Any) -> Any:
     if isinstance(value, list):
         return [_strip_secret_keys(v) for v in value]
     return value
+
+
+def without_secrets(schema: Iterable[dict], values: dict) -> dict:
+    """`values` less secret items and less secret-named keys nested in other values."""
+    items = _index(tuple(schema))
+    return {k: _strip_secret_keys(v) for k, v in values.items() if not is_secret(items.get(k, {"name": k}))}
+
+
+def restore_secrets(old: Any, new: Any) -> Any:
+    """Put back into an edited value the nested secrets that the rendering for the editor left out."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        kept = {k: v for k, v in old.items() if is_secret_key(k) and k not in new}
+        return {**{k: restore_secrets(old.get(k), v) for k, v in new.items()}, **kept}
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [restore_secrets(o, n) for o, n in zip(old, new)]
+    return new
 
 
 def _has_null(value: Any) -> bool:

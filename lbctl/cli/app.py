@@ -61,11 +61,17 @@ def root(
     session.command = ctx.invoked_subcommand or ""
 
 
+_registered: list[bool] = []
+
+
 def _register() -> None:
+    if _registered:
+        return
     from lbctl.cli import config, environment, market, misc, packages, runtime
 
     for module in (packages, market, config, environment, runtime, misc):
         module.register(app)
+    _registered.append(True)
 
 
 def invoke(argv: list[str], environ: Mapping[str, str]) -> int:

@@ -111,7 +111,7 @@ def edit(ctx: Context, plugin_id: str, *, editor: Callable[[str], str]) -> Resul
     if edited == text:
         return _actions("config edit", [])
     kept = {k: values[k] for k in schema_mod.toml_omitted(info.config_schema, values, include_secrets=False)}
-    new = {**kept, **schema_mod.from_toml(edited)}
+    new = {**kept, **schema_mod.restore_secrets(values, schema_mod.from_toml(edited))}
     schema_mod.validate(info.config_schema, _only_known(info.config_schema, new, values))
     return _commit(ctx, plugin_id, "config edit", lambda _old: new, "edited")
 

@@ -9,7 +9,7 @@ from lbctl import configschema
 from lbctl.context import Context
 from lbctl.errors import ConfirmationNeededError, UsageError
 from lbctl.models import Action, Record, Result
-from lbctl.ops.resolve import Candidate, resolve_all
+from lbctl.ops.resolve import Candidate, resolve_all, stored_schema
 from lbctl.state import State
 
 
@@ -91,7 +91,9 @@ def apply_step(ctx: Context, state: State, step: Step) -> list[str]:
         installed_at=now(), spec=cand.spec, origin=cand.origin,
         enabled=cur.enabled if cur else True, previous_sha256=previous, previous_version=prev_version,
     )
-    values, _added, dropped = configschema.merge_schema_change(state.config.get(info.id, {}), info.config_schema)
+    old_schema = stored_schema(ctx, cur.sha256) if cur else None
+    values, _added, dropped = configschema.merge_schema_change(
+        state.config.get(info.id, {}), info.config_schema, old_schema=old_schema)
     state.config[info.id] = values
     return [f"{info.id}: stored config key {key!r} is not in the new schema (kept)" for key in dropped]
 

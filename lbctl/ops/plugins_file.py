@@ -12,7 +12,7 @@ from lbctl.context import Context
 from lbctl.errors import LbctlError, PackageMismatchError, PluginsFileError
 from lbctl.models import Action, Record, Result
 from lbctl.ops.install import Step, apply_step, confirm_switches, plan_step
-from lbctl.ops.resolve import Candidate, read_local
+from lbctl.ops.resolve import Candidate, read_local, stored_schema
 from lbctl.state import State
 
 ENTRY_KEYS = {"id": str, "version": str, "sha256": str, "enabled": bool, "config": dict, "path": str, "url": str}
@@ -133,9 +133,11 @@ def _frozen(ctx: Context, state: State, record: Record, with_config: bool, inclu
     config = None
     if with_config:
         # Keys outside the schema (stored with --force) would not pass `sync`'s validation: left out.
-        items = {i["name"]: i for i in _schema(ctx, record)}
-        config = {k: v for k, v in state.config.get(record.id, {}).items()
-                  if k in items and (include_secrets or not configschema.is_secret(items[k]))}
+        schema = stored_schema(ctx, record.sha256) or ()
+        names = {i["name"] for i in schema}
+        config = {k: v for k, v in state.config.get(record.id, {}).items() if k in names}
+        if not include_secrets:
+            config = configschema.without_secrets(schema, config)
     return {"id": record.id, "version": record.version, "source": record.source, "sha256": record.sha256,
             "path": path, "url": record.origin if record.source == "url" else None, "enabled": record.enabled,
             "config": config}
@@ -146,13 +148,6 @@ def _has_sha(path: Path, sha256: str) -> bool:
         return path.is_file() and lbpkg.sha256_bytes(path.read_bytes()) == sha256
     except OSError:
         return False
-
-
-def _schema(ctx: Context, record: Record) -> tuple[dict, ...]:
-    try:
-        return lbpkg.read_file(ctx.env.package_path(record.sha256))[0].config_schema
-    except LbctlError:
-        return ()
 
 
 def _to_toml(rows: list[dict]) -> str:
@@ -228,7 +223,7 @@ def _resolve_needed(ctx: Context, entries: list[Entry], state: State) -> dict[st
 def _config_for(ctx: Context, entry: Entry, cand: Candidate | None, record: Record | None, stored: dict) -> dict:
     if not entry.config or (cand is None and all(stored.get(k) == v for k, v in entry.config.items())):
         return {}  # nothing to change: stored values were validated when they were set
-    schema = cand.info.config_schema if cand else _schema(ctx, record) if record else ()
+    schema = cand.info.config_schema if cand else (stored_schema(ctx, record.sha256) if record else None) or ()
     try:
         return configschema.validate(schema, entry.config)
     except LbctlError as exc:

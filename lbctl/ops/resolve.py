@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lbctl import lbpkg
 from lbctl.context import Context
-from lbctl.errors import NotFoundError, UsageError
+from lbctl.errors import LbctlError, NotFoundError, UsageError
 from lbctl.models import PackageInfo
 
 
@@ -25,6 +25,14 @@ def read_local(path: Path, spec: str | None = None) -> Candidate:
         raise NotFoundError(f"No such file: {path}")
     info, data = lbpkg.read_file(path)
     return Candidate(info, data, "local", str(path.resolve()), spec)
+
+
+def stored_schema(ctx: Context, sha256: str) -> tuple[dict, ...] | None:
+    """The config schema of a package in the environment's store, or None when it cannot be read."""
+    try:
+        return lbpkg.read_file(ctx.env.package_path(sha256))[0].config_schema
+    except LbctlError:
+        return None
 
 
 def resolve_all(ctx: Context, specs: list[str], *, pre: bool = False) -> list[Candidate]:
