@@ -74,32 +74,6 @@ SECRET_SCHEMA = [
 # --- helpers --------------------------------------------------------------------------------------
 
 
-def _dedupe(infos: list, key) -> None:
-    seen, kept = set(), []
-    for info in infos:
-        if key(info) not in seen:
-            seen.add(key(info))
-            kept.append(info)
-    infos[:] = kept
-
-
-@pytest.fixture
-def lbctl(lbctl):
-    """The conftest runner, minus the pile-up of command registrations that every in-process call
-    adds (see `test_repeated_invocations_do_not_register_commands_again`): without this, each call
-    gets slower and a module of this size takes hours. A no-op once lbctl registers commands once."""
-    from lbctl.cli.app import app
-
-    def invoke(*args, input: str = ""):
-        try:
-            return lbctl(*args, input=input)
-        finally:
-            _dedupe(app.registered_commands, lambda info: (info.name, info.callback))
-            _dedupe(app.registered_groups, lambda info: (info.name, id(info.typer_instance)))
-
-    return invoke
-
-
 def install(lbctl, directory: Path, author: str, name: str, version: str = "1.0.0", config=None) -> Path:
     path = directory / f"{author}-{name}-{version}.lbpkg"
     path.write_bytes(make_lbpkg(author, name, version, config=config))
