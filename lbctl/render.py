@@ -31,7 +31,7 @@ class Renderer:
 
             stream = self.stdout if which == "out" else self.stderr
             self._consoles[which] = Console(file=stream, no_color=not self.color, highlight=False,
-                                            soft_wrap=which == "err")
+                                            color_system="auto" if self.color else None, soft_wrap=which == "err")
         return self._consoles[which]
 
     # talk on stderr -------------------------------------------------------------------------------

@@ -57,10 +57,13 @@ class State:
         data = _migrate(data, schema)
         try:
             plugins = {pid: Record.from_json(rec) for pid, rec in data["plugins"].items()}
-        except TypeError as exc:
+            config, revision = data.get("config") or {}, data.get("revision", 0)
+        except (TypeError, AttributeError) as exc:
             raise StateCorruptError(f"{where} has an invalid plugin record: {exc}") from None
+        if not isinstance(config, dict) or not isinstance(revision, int) or isinstance(revision, bool):
+            raise StateCorruptError(f"{where} has an invalid config or revision")
         extra = {k: v for k, v in data.items() if k not in ("schema", "revision", "plugins", "config")}
-        return cls(plugins, dict(data.get("config") or {}), int(data.get("revision", 0)), extra)
+        return cls(plugins, dict(config), revision, extra)
 
 
 def _migrate(data: dict, schema: int) -> dict:

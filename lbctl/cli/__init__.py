@@ -25,8 +25,11 @@ def hoist_global_options(argv: list[str]) -> list[str]:
             rest += argv[i:]
             break
         name = arg.split("=", 1)[0]
+        takes_value = GLOBAL_OPTIONS.get(name, False) and "=" not in arg
+        if takes_value and i + 1 == len(argv):
+            rest.append(arg)  # its value is missing: leave it where it is for the parser to report
+            break
         if name in GLOBAL_OPTIONS or _is_verbosity(arg):
-            takes_value = GLOBAL_OPTIONS.get(name, False) and "=" not in arg
             front += argv[i : i + 1 + takes_value]
             i += 1 + takes_value
             continue
@@ -60,6 +63,10 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str]) -> int:
-    from lbctl.cli.app import invoke
+    try:
+        from lbctl.cli.app import invoke
 
-    return invoke(hoist_global_options(argv), environ=os.environ)
+        return invoke(hoist_global_options(argv), environ=os.environ)
+    except KeyboardInterrupt:
+        sys.stderr.write("\ninterrupted\n")
+        return 130

@@ -12,7 +12,7 @@ from lbctl import __version__
 from lbctl.cli.session import Session, debug_enabled
 from lbctl.errors import InternalError, LbctlError, UsageError
 
-from typer._click import exceptions as click_exc  # typer >= 0.29 vendors click
+from typer._click import exceptions as click_exc  # typer >= 0.26 vendors click
 
 app = typer.Typer(
     name="lbctl",
@@ -82,7 +82,9 @@ def invoke(argv: list[str], environ: Mapping[str, str]) -> int:
     session = Session(environ, argv)
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="lbctl", standalone_mode=False, obj=session)
+        returned = command.main(args=argv, prog_name="lbctl", standalone_mode=False, obj=session)
+        if returned == 130:  # click turned a Ctrl-C into Abort and returned its exit code
+            raise KeyboardInterrupt
         return session.exit_code
     except LbctlError as exc:
         if debug_enabled(argv, environ):

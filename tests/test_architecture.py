@@ -1,0 +1,125 @@
+"""Dependencies point one way (docs/style.md, "Where code lives"), checked on the source with `ast`."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "lbctl"
+PURE = ("lbpkg.py", "state.py", "models.py", "errors.py")
+MAY_PRINT = ("render.py", "cli/progress.py")
+MAY_PRINT_DIRS = ("runtime/",)  # the plugin runtime's own logging
+
+
+def modules() -> list[str]:
+    """Every module as a path relative to lbctl/, e.g. 'cli/app.py'."""
+    return sorted(p.relative_to(PACKAGE).as_posix() for p in PACKAGE.rglob("*.py"))
+
+
+def module_name(rel: str) -> str:
+    parts = ["lbctl", *rel[:-3].split("/")]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+@lru_cache(maxsize=None)
+def tree(rel: str) -> ast.Module:
+    return ast.parse((PACKAGE / rel).read_text(encoding="utf-8"), filename=rel)
+
+
+def imports(rel: str) -> set[str]:
+    """Absolute names of everything a module imports, at any level (functions included).
+
+    `from a.b import c` yields both `a.b` and `a.b.c`, so importing a submodule by name is seen.
+    """
+    package = module_name(rel) if rel.endswith("__init__.py") else module_name(rel).rpartition(".")[0]
+    names: set[str] = set()
+    for node in ast.walk(tree(rel)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def uses(rel: str, top: str) -> list[str]:
+    return sorted(n for n in imports(rel) if n == top or n.startswith(top + "."))
+
+
+def test_the_checker_sees_nested_and_relative_imports(tmp_path, monkeypatch):
+    fake = tmp_path / "lbctl"
+    (fake / "ops").mkdir(parents=True)
+    (fake / "ops" / "x.py").write_text("def f():\n    from ..cli import app\n    import rich.table\n"
+                                       "    from . import y\n")
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", fake)
+    tree.cache_clear()
+    try:
+        assert {"lbctl.cli", "lbctl.cli.app", "rich.table", "lbctl.ops.y"} <= imports("ops/x.py")
+    finally:
+        tree.cache_clear()
+
+
+@pytest.mark.parametrize("rel", modules())
+def test_only_cli_imports_typer(rel):
+    if not rel.startswith("cli/"):
+        assert uses(rel, "typer") == [], f"lbctl/{rel} imports typer"
+        assert uses(rel, "click") == [], f"lbctl/{rel} imports click"
+
+
+@pytest.mark.parametrize("rel", modules())
+def test_only_cli_and_render_import_rich(rel):
+    if not (rel.startswith("cli/") or rel == "render.py"):
+        assert uses(rel, "rich") == [], f"lbctl/{rel} imports rich"
+
+
+@pytest.mark.parametrize("rel", [m for m in modules() if m.startswith("ops/")])
+def test_ops_never_import_render_or_cli(rel):
+    assert uses(rel, "lbctl.render") == [] and uses(rel, "lbctl.cli") == [], f"lbctl/{rel}: {imports(rel)}"
+
+
+@pytest.mark.parametrize("rel", PURE)
+def test_pure_modules_import_no_network_or_ui(rel):
+    for top in ("httpx", "typer", "click", "rich"):
+        assert uses(rel, top) == [], f"lbctl/{rel} imports {top}"
+
+
+@pytest.mark.parametrize("rel", modules())
+def test_nothing_but_the_renderer_calls_print(rel):
+    if rel in MAY_PRINT or rel.startswith(MAY_PRINT_DIRS):
+        return
+    calls = [node.lineno for node in ast.walk(tree(rel))
+             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print"]
+    assert calls == [], f"lbctl/{rel} calls print() on lines {calls}"
+
+
+def imported_modules(code: str) -> set[str]:
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    return set(rows[1:])  # the first row is the header
+
+
+@pytest.mark.parametrize("code", ["import lbctl.cli", "import lbctl.__main__"])
+def test_cli_entry_point_is_lazy(code):
+    """`lbctl --version` must not pay for typer, rich or httpx: the entry module imports none of them."""
+    if code == "import lbctl.__main__":
+        code = "import sys; sys.argv = ['lbctl', '--version']\ntry:\n import lbctl.__main__\nexcept SystemExit:\n pass"
+    heavy = {m for m in imported_modules(code) if m.split(".")[0] in ("typer", "click", "rich", "httpx")}
+    assert heavy == set(), f"{code!r} imports {sorted(heavy)}"
+
+
+def test_state_and_package_reader_do_not_pull_in_the_ui():
+    loaded = imported_modules("import lbctl.state, lbctl.lbpkg, lbctl.models, lbctl.errors")
+    heavy = {m for m in loaded if m.split(".")[0] in ("typer", "click", "rich", "httpx")}
+    assert heavy == set(), sorted(heavy)
