@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Callable
 
 from lbctl.settings import Settings
@@ -24,6 +25,14 @@ class Context:
     @cached_property
     def env(self) -> Environment:
         return Environment(self.settings.home, lock_timeout=self.settings.lock_timeout)
+
+    @cached_property
+    def scratch(self) -> Path:
+        """A private temporary directory that lives as long as this context (removed at exit)."""
+        import tempfile
+
+        self._scratch = tempfile.TemporaryDirectory(prefix="lbctl-")
+        return Path(self._scratch.name)
 
     @cached_property
     def market(self):

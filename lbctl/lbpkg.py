@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from lbctl.errors import PackageInvalidError
+from lbctl.fsutil import sha256_file
 from lbctl.models import Component, PackageInfo
 
 MAX_ENTRIES: Final = 512
@@ -53,22 +54,29 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_file(path: Path) -> tuple[PackageInfo, bytes]:
-    """Read and validate a package on disk; returns its description and its bytes."""
+def read_file(path: Path) -> PackageInfo:
+    """Read and validate a package on disk without holding it in memory."""
     try:
-        data = path.read_bytes()
+        sha256, size = sha256_file(path), path.stat().st_size
+        with zipfile.ZipFile(path) as archive:
+            return _read_archive(archive, sha256, size)
     except IsADirectoryError:
         raise PackageInvalidError(f"{path} is a directory, not a .lbpkg file") from None
+    except PackageInvalidError:
+        raise
+    except zipfile.BadZipFile as exc:
+        raise PackageInvalidError(f"Not a valid .lbpkg (zip) file: {exc}") from None
     except OSError as exc:
         raise PackageInvalidError(f"Cannot read {path}: {exc.strerror or exc}") from None
-    return read_bytes(data), data
+    except _HOSTILE as exc:
+        raise PackageInvalidError(f"Unreadable package: {type(exc).__name__}: {exc}") from None
 
 
 def read_bytes(data: bytes) -> PackageInfo:
     """Validate a package given as bytes and describe it."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return _read_archive(archive, data)
+            return _read_archive(archive, sha256_bytes(data), len(data))
     except PackageInvalidError:
         raise
     except zipfile.BadZipFile as exc:
@@ -77,7 +85,19 @@ def read_bytes(data: bytes) -> PackageInfo:
         raise PackageInvalidError(f"Unreadable package: {type(exc).__name__}: {exc}") from None
 
 
-def _read_archive(archive: zipfile.ZipFile, data: bytes) -> PackageInfo:
+def read_config_schema(path: Path) -> tuple[dict, ...]:
+    """Only the config schema of a package that was validated when it was stored (cheap)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            manifest = _yaml(_read(archive, archive.getinfo("manifest.yaml"), MAX_MANIFEST_SIZE), "manifest.yaml")
+        return _check_config(manifest["spec"].get("config"))
+    except PackageInvalidError:
+        raise
+    except _HOSTILE as exc:
+        raise PackageInvalidError(f"Unreadable package {path}: {type(exc).__name__}") from None
+
+
+def _read_archive(archive: zipfile.ZipFile, sha256: str, size: int) -> PackageInfo:
     files = _check_entries(archive.infolist())
     manifest = _load_manifest(archive, files)
     author, name, version, label = _check_identity(manifest)
@@ -93,8 +113,8 @@ def _read_archive(archive: zipfile.ZipFile, data: bytes) -> PackageInfo:
         repository=_text(metadata.get("repository")),
         components=tuple(_read_components(archive, files, spec["components"])),
         config_schema=_check_config(spec.get("config")),
-        sha256=sha256_bytes(data),
-        size=len(data),
+        sha256=sha256,
+        size=size,
     )
 
 

@@ -11,7 +11,6 @@ One atomic rename of state.json is the commit point of every change.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final, Iterator
 
 from lbctl.errors import LockedError, StateCorruptError
-from lbctl.fsutil import write_atomic
+from lbctl.fsutil import copy_atomic, sha256_file, write_atomic
 from lbctl.models import Record
 
 SCHEMA: Final = 1
@@ -124,15 +123,15 @@ class Environment:
         data = json.dumps(state.to_json(), indent=1, ensure_ascii=False).encode()
         write_atomic(self.state_file, data, mode=0o600)
 
-    def store_package(self, data: bytes, sha256: str) -> Path:
-        """Store a package under its sha256; a stored copy that was damaged is replaced."""
+    def store_package(self, source: Path, sha256: str) -> Path:
+        """Store a verified package file under its sha256; a stored copy that was damaged is replaced."""
         path = self.package_path(sha256)
         try:
-            intact = hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+            intact = sha256_file(path) == sha256
         except OSError:
             intact = False
         if not intact:
-            write_atomic(path, data, mode=0o644)
+            copy_atomic(source, path, sha256)
         return path
 
     def collect_garbage(self, state: State) -> None:

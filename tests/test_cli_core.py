@@ -480,7 +480,7 @@ def marketplace_record(home: Path, package: Path) -> None:
     data = package.read_bytes()
     env = Environment(home)
     with env.transaction() as state:
-        env.store_package(data, sha256_bytes(data))
+        env.store_package(package, sha256_bytes(data))
         state.plugins[FIXTURE_ID] = Record(
             id=FIXTURE_ID, version="0.1.0", source="marketplace", sha256=sha256_bytes(data),
             installed_at="2025-01-01T00:00:00Z", spec=FIXTURE_ID, origin="https://space.langbot.app")

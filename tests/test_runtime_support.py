@@ -28,7 +28,7 @@ def install(home: Path, config: dict, *, plugin: str = PLUGIN, enabled: bool = T
     sha = hashlib.sha256(data).hexdigest()
     env = Environment(home)
     with env.transaction() as state:
-        env.store_package(data, sha)
+        env.store_package(package, sha)
         now = datetime.datetime.now(datetime.timezone.utc).isoformat()
         state.plugins[plugin] = Record(plugin, "0.1.0", "local", sha, now, enabled=enabled)
         state.config[plugin] = config

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 
-from lbctl import lbpkg
 from lbctl.context import Context
 from lbctl.errors import NotInstalledError, UsageError
+from lbctl.fsutil import sha256_file
 from lbctl.models import Result
 
 
@@ -19,7 +19,7 @@ def verify(ctx: Context, ids: list[str]) -> Result:
     for pid in sorted(ids or state.plugins):
         record = state.plugins[pid]
         try:
-            actual = lbpkg.sha256_bytes(ctx.env.package_path(record.sha256).read_bytes())
+            actual = sha256_file(ctx.env.package_path(record.sha256))
         except FileNotFoundError:
             missing.append(pid)
             continue
@@ -51,6 +51,6 @@ def _index(root) -> dict[str, list[str]]:
     from lbctl.ops.remote import Cache
 
     by_sha: dict[str, list[str]] = {}
-    for key, sha in Cache(root)._index().items():
+    for key, sha in Cache(root).entries().items():
         by_sha.setdefault(sha, []).append(key)
     return by_sha

@@ -83,7 +83,7 @@ def apply_step(ctx: Context, state: State, step: Step) -> list[str]:
     """Store the package and record it; returns warnings (config keys the new schema dropped)."""
     cand, cur = step.candidate, step.current
     info = cand.info
-    ctx.env.store_package(cand.data, info.sha256)
+    ctx.env.store_package(cand.path, info.sha256)
     previous = cur.sha256 if cur and cur.sha256 != info.sha256 else (cur.previous_sha256 if cur else None)
     prev_version = cur.version if cur and cur.sha256 != info.sha256 else (cur.previous_version if cur else None)
     state.plugins[info.id] = Record(

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from lbctl import configschema, lbpkg
+from lbctl import configschema
 from lbctl.context import Context
 from lbctl.errors import LbctlError, PackageMismatchError, PluginsFileError
+from lbctl.fsutil import sha256_file
 from lbctl.models import Action, Record, Result
 from lbctl.ops.install import Step, apply_step, confirm_switches, plan_step
 from lbctl.ops.resolve import Candidate, read_local, stored_schema
@@ -145,7 +146,7 @@ def _frozen(ctx: Context, state: State, record: Record, with_config: bool, inclu
 
 def _has_sha(path: Path, sha256: str) -> bool:
     try:
-        return path.is_file() and lbpkg.sha256_bytes(path.read_bytes()) == sha256
+        return path.is_file() and sha256_file(path) == sha256
     except OSError:
         return False
 

@@ -59,7 +59,7 @@ def installed_package(ctx: Context, plugin_id: str) -> tuple[Record, PackageInfo
     if not path.exists():
         raise StateCorruptError(f"The stored package of {plugin_id} is missing", plugin=plugin_id,
                                 hint=f"Reinstall it: `lbctl install --force {record.spec or plugin_id}`.")
-    info, _ = lbpkg.read_file(path)
+    info = lbpkg.read_file(path)
     return record, info, state.config.get(plugin_id, {})
 
 
@@ -75,7 +75,7 @@ def inspect(ctx: Context, path: str) -> Result:
     file = Path(path).expanduser()
     if not file.exists():
         raise NotFoundError(f"No such file: {path}")
-    info, _ = lbpkg.read_file(file)
+    info = lbpkg.read_file(file)
     view = package_view(info, configschema.defaults(info.config_schema))
     view.update(source=None, enabled=None, installed_at=None, spec=None, origin=str(file.resolve()))
     return Result("inspect", "plugin", {"plugin": view})

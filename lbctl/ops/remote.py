@@ -3,18 +3,16 @@ download it (streamed into the content-addressed cache), and verify it is what w
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
+import os
 import threading
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from lbctl import lbpkg
 from lbctl.context import Context
 from lbctl.errors import LbctlError, NotFoundError, PackageMismatchError
-from lbctl.fsutil import write_atomic
+from lbctl.fsutil import copy_atomic
 from lbctl.models import Result
 from lbctl.ops.resolve import Candidate, resolve_all
 from lbctl.specs import Spec, parse_spec, select_version
@@ -28,11 +26,9 @@ class Local:
     version: str
 
 
-_INDEX_LOCK = threading.Lock()
-
-
 class Cache:
-    """Packages by sha256 under `cache_dir/packages`, and an index of (id, version) -> sha256."""
+    """Packages by sha256 under `cache_dir/packages`, and an index with one small file per
+    `author__name==version` holding its sha256 (parallel downloads never rewrite a shared file)."""
 
     def __init__(self, root: Path, enabled: bool = True):
         self.root = root
@@ -42,18 +38,22 @@ class Cache:
     def packages(self) -> Path:
         return self.root / "packages"
 
-    def _index(self) -> dict:
-        try:
-            data = json.loads((self.root / "index.json").read_text())
-            return data if isinstance(data, dict) else {}
-        except (OSError, ValueError):
-            return {}
+    def entries(self) -> dict[str, str]:
+        """`author/name==version` -> sha256 for every indexed package."""
+        found = {}
+        for path in sorted((self.root / "index").glob("*==*")):
+            pid, _, version = path.name.partition("==")
+            try:
+                found[f"{pid.replace('__', '/', 1)}=={version}"] = path.read_text().strip()
+            except OSError:
+                continue
+        return found
 
     def versions(self, plugin_id: str) -> dict[str, Path]:
         if not self.enabled:
             return {}
         found = {}
-        for key, sha in self._index().items():
+        for key, sha in self.entries().items():
             pid, _, version = key.partition("==")
             path = self.packages / f"{sha}.lbpkg"
             if pid == plugin_id and path.exists():
@@ -61,10 +61,12 @@ class Cache:
         return found
 
     def remember(self, plugin_id: str, version: str, sha256: str) -> None:
-        with _INDEX_LOCK:  # downloads finish in parallel threads
-            index = self._index()
-            index[f"{plugin_id}=={version}"] = sha256
-            write_atomic(self.root / "index.json", json.dumps(index, indent=1, sort_keys=True).encode(), mode=0o644)
+        index = self.root / "index"
+        index.mkdir(parents=True, exist_ok=True)
+        name = f"{plugin_id.replace('/', '__', 1)}=={version}"
+        tmp = index / f".{name}.{threading.get_ident()}.tmp"
+        tmp.write_text(sha256)
+        os.replace(tmp, index / name)  # a cache needs no fsync: a lost entry only costs a download
 
 
 def find_links_versions(dirs: tuple[Path, ...], plugin_id: str) -> dict[str, Path]:
@@ -73,7 +75,7 @@ def find_links_versions(dirs: tuple[Path, ...], plugin_id: str) -> dict[str, Pat
     for directory in dirs:
         for path in sorted(Path(directory).glob("*.lbpkg")):
             try:
-                info, _ = lbpkg.read_file(path)
+                info = lbpkg.read_file(path)
             except LbctlError:
                 continue
             if info.id == plugin_id:
@@ -123,11 +125,11 @@ def _sort_key(version: str):
 
 
 def _verified(path: Path, spec: Spec, version: str, ctx: Context) -> Candidate:
-    info, data = lbpkg.read_file(path)
+    info = lbpkg.read_file(path)
     if info.id != spec.id or info.version != version:
         raise PackageMismatchError(
             f"The package for {spec.id}=={version} is {info.id}=={info.version}", plugin=spec.id)
-    return Candidate(info, data, "marketplace", ctx.settings.index_url, spec.raw)
+    return Candidate(info, path, "marketplace", ctx.settings.index_url, spec.raw)
 
 
 def _download(ctx: Context, spec: Spec, version: str) -> Candidate:
@@ -135,12 +137,12 @@ def _download(ctx: Context, spec: Spec, version: str) -> Candidate:
     found: list[Candidate] = []
     # Checked before the download is renamed into the cache, so a wrong package never lands there.
     check = lambda tmp: found.append(_verified(tmp, spec, version, ctx))  # noqa: E731
-    with _download_dir(cache) as directory, _progress(ctx, f"{spec.id} {version}") as advance:
-        _, sha = ctx.market.download(spec.author, spec.name, version, dest_dir=directory, on_progress=advance,
-                                     verify=check)
+    with _progress(ctx, f"{spec.id} {version}") as advance:
+        path, sha = ctx.market.download(spec.author, spec.name, version, dest_dir=_download_dir(ctx, cache),
+                                        on_progress=advance, verify=check)
     if cache.enabled:
         cache.remember(spec.id, version, sha)
-    return found[0]
+    return replace(found[0], path=path)
 
 
 def _from_url(ctx: Context, spec: Spec) -> Candidate:
@@ -150,31 +152,19 @@ def _from_url(ctx: Context, spec: Spec) -> Candidate:
         raise NotFoundError(f"Offline: cannot download {spec.url}", hint="Drop --offline.")
     cache = Cache(ctx.settings.cache_dir, not ctx.settings.no_cache)
     client = MarketplaceClient((ctx.http_factory or make_http)(ctx.settings.index_url, timeout=ctx.settings.timeout))
-    found: list[tuple] = []
-    with _download_dir(cache) as directory, _progress(ctx, spec.url or "") as advance:
-        client.download_url(spec.url or "", dest_dir=directory, on_progress=advance,
-                            verify=lambda tmp: found.append(lbpkg.read_file(tmp)))
-    info, data = found[0]
-    return Candidate(info, data, "url", spec.url or "", spec.raw)
+    found: list = []
+    with _progress(ctx, spec.url or "") as advance:
+        path, _ = client.download_url(spec.url or "", dest_dir=_download_dir(ctx, cache), on_progress=advance,
+                                      verify=lambda tmp: found.append(lbpkg.read_file(tmp)))
+    return Candidate(found[0], path, "url", spec.url or "", spec.raw)
 
 
-class _download_dir:
-    """The cache's package directory, or a temporary one removed afterwards with --no-cache."""
-
-    def __init__(self, cache: Cache):
-        self.cache = cache
-        self.tmp: str | None = None
-
-    def __enter__(self) -> Path:
-        if self.cache.enabled:
-            self.cache.packages.mkdir(parents=True, exist_ok=True)
-            return self.cache.packages
-        self.tmp = tempfile.mkdtemp(prefix="lbctl-download-")
-        return Path(self.tmp)
-
-    def __exit__(self, *exc) -> None:
-        if self.tmp:
-            shutil.rmtree(self.tmp, ignore_errors=True)
+def _download_dir(ctx: Context, cache: Cache) -> Path:
+    """Where downloads land: the cache, or with --no-cache a scratch directory removed at exit."""
+    if cache.enabled:
+        cache.packages.mkdir(parents=True, exist_ok=True)
+        return cache.packages
+    return ctx.scratch
 
 
 def _progress(ctx: Context, label: str):
@@ -190,6 +180,6 @@ def download(ctx: Context, specs: list[str], dest: Path, *, pre: bool = False) -
     for cand in candidates:
         info = cand.info
         path = dest / f"{info.author}-{info.name}-{info.version}.lbpkg"
-        write_atomic(path, cand.data, mode=0o644)
+        copy_atomic(cand.path, path, info.sha256)
         files.append({"id": info.id, "version": info.version, "path": str(path), "sha256": info.sha256})
     return Result("download", "files", {"files": files})

@@ -14,7 +14,7 @@ from lbctl.models import PackageInfo
 @dataclass(frozen=True)
 class Candidate:
     info: PackageInfo
-    data: bytes
+    path: Path  # the verified package file (the user's file, or one in the download cache)
     source: str
     origin: str
     spec: str | None = None
@@ -23,14 +23,13 @@ class Candidate:
 def read_local(path: Path, spec: str | None = None) -> Candidate:
     if not path.exists():
         raise NotFoundError(f"No such file: {path}")
-    info, data = lbpkg.read_file(path)
-    return Candidate(info, data, "local", str(path.resolve()), spec)
+    return Candidate(lbpkg.read_file(path), path, "local", str(path.resolve()), spec)
 
 
 def stored_schema(ctx: Context, sha256: str) -> tuple[dict, ...] | None:
     """The config schema of a package in the environment's store, or None when it cannot be read."""
     try:
-        return lbpkg.read_file(ctx.env.package_path(sha256))[0].config_schema
+        return lbpkg.read_config_schema(ctx.env.package_path(sha256))
     except LbctlError:
         return None
 

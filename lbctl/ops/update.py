@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from lbctl.context import Context
 from lbctl.errors import NotInstalledError, NotUpdatableError, UsageError
@@ -95,7 +95,7 @@ def _prepare(ctx: Context, record: Record, to: str | None, pre: bool) -> Candida
     if candidate.info.version == record.version and candidate.info.sha256 == record.sha256:
         return None
     spec_text = record.spec if to is None and record.spec else spec.raw
-    return Candidate(candidate.info, candidate.data, "marketplace", candidate.origin, spec_text)
+    return replace(candidate, spec=spec_text)
 
 
 def update(ctx: Context, ids: list[str], *, all_: bool = False, to: str | None = None,
@@ -104,6 +104,8 @@ def update(ctx: Context, ids: list[str], *, all_: bool = False, to: str | None =
 
     if to is not None and (all_ or len(ids) != 1):
         raise UsageError("--to needs exactly one plugin id")
+    if to is not None:
+        _spec(ids[0], to)  # a bad --to is bad input (exit 2), not one plugin failing
     records, skipped = _targets(ctx.env.load(), ids, all_, list(exclude))
     fetched = fetch_many(records, lambda r: _prepare(ctx, r, to, pre))
     steps, actions, errors = [], list(skipped), []
