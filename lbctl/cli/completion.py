@@ -2,7 +2,7 @@
 
 The scripts call lbctl back with `_LBCTL_COMPLETE=complete_<shell>` set (the protocol of the click that
 typer vendors); `lbctl.cli.misc.register` installs the classes below when that variable is present. Every
-completer reads files only (the environment's state.json, the cache's index.json): no network, no lock.
+completer reads files only (the environment's state.json, the download cache's index): no network, no lock.
 Parameters declared without a completer are matched by their metavar: `SPEC...` and `--to` complete cached
 marketplace ids, `[ID...]` and `--exclude` complete installed plugin ids.
 """
@@ -99,16 +99,17 @@ def installed_ids(flags: dict) -> list[str]:
 
 
 def cached_versions(flags: dict) -> dict[str, list[str]]:
-    """id -> versions of the packages the download cache holds (the `author/name==version` index keys)."""
+    """id -> versions of the marketplace packages the download cache holds."""
     root = None if flags.get("no_cache") else _setting("cache_dir", flags)
-    try:
-        index = json.loads((Path(root) / "index.json").read_bytes()) if root else None
-    except (OSError, ValueError):
+    if root is None:
         return {}
+    from lbctl.ops.remote import Cache
+
+    cache = Cache(Path(root))
     found: dict[str, list[str]] = {}
-    for key, sha in (index.items() if isinstance(index, dict) else ()):
-        pid, _, version = str(key).partition("==")
-        if version and (Path(root) / "packages" / f"{sha}.lbpkg").exists():
+    for key, sha in cache.entries().items():
+        pid, _, version = key.partition("==")
+        if (cache.packages / f"{sha}.lbpkg").exists():
             found.setdefault(pid, []).append(version)
     return {pid: sorted(versions) for pid, versions in found.items()}
 

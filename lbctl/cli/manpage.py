@@ -28,7 +28,7 @@ MAN_FILE: Final = "man/lbctl.1"
 METAVARS: Final = {"--home": "DIR", "--index-url": "URL", "--cache-dir": "DIR", "--find-links": "DIR",
                    "--output": "table|json", "--timeout": "SECONDS", "--dest": "DIR", "--requirements": "FILE",
                    "--to": "SPEC", "--exclude": "ID", "--source": "SOURCE", "--args": "JSON"}
-TYPE_METAVARS: Final = {"Path": "PATH", "str": "TEXT", "int": "N", "float": "NUMBER"}
+TYPE_METAVARS: Final = {"path": "PATH", "float": "NUMBER", "int": "N"}
 
 ENVIRONMENT: Final = (
     ("LBCTL_HOME", "The environment directory, as \\fB\\-\\-home\\fR."),
@@ -62,7 +62,7 @@ FILES: Final = (
     ("HOME/.lock", "The lock that keeps two lbctl processes from changing the environment at once."),
     ("CACHE", "The download cache: \\fB\\-\\-cache\\-dir\\fR, else LBCTL_CACHE_DIR, else the platform cache "
               "directory (on Linux \\fI~/.cache/lbctl\\fR); \\fIpackages/\\fR holds packages by sha256, "
-              "\\fIindex.json\\fR maps author/name==version to a sha256."),
+              "\\fIindex/\\fR has one small file per author/name==version holding its sha256."),
     ("CONFIG", "The user config file (TOML; keys named like the long options): LBCTL_CONFIG, else the "
                "platform config directory (on Linux \\fI~/.config/lbctl/config.toml\\fR)."),
 )
@@ -212,11 +212,21 @@ def _option_metavar(param: Any) -> str:
     for name in param.opts:
         if name in METAVARS:
             return METAVARS[name]
-    desc = param.type_descriptor
-    if desc.is_choice and desc.choices:
-        return "|".join(str(getattr(c, "value", c)) for c in desc.choices)
-    annotation = getattr(desc.annotation, "__args__", None) or (desc.annotation,)
-    return TYPE_METAVARS.get(getattr(annotation[0], "__name__", ""), "VALUE")
+    return _type_metavar(param)
+
+
+def _type_metavar(param: Any) -> str:
+    """A value name from the parameter's type: a click ParamType (typer <= 0.28) or a type descriptor (0.29)."""
+    ptype, desc = getattr(param, "type", None), getattr(param, "type_descriptor", None)
+    choices = getattr(ptype, "choices", None) or (desc.choices if desc is not None and desc.is_choice else None)
+    if choices:
+        return "|".join(str(getattr(c, "value", c)) for c in choices)
+    if ptype is not None:
+        kind = type(ptype).__name__
+    else:
+        annotation = getattr(desc.annotation, "__args__", None) or (desc.annotation,)
+        kind = getattr(annotation[0], "__name__", "")
+    return next((name for key, name in TYPE_METAVARS.items() if key in kind.lower()), "TEXT")
 
 
 def _option_help(param: Any) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.metadata
+
 from lbctl import configschema, lbpkg
 from lbctl.context import Context
 from lbctl.errors import LbctlError
+from lbctl.fsutil import sha256_file
 from lbctl.models import Result
 from lbctl.state import SCHEMA, State
 
@@ -45,17 +47,20 @@ def _environment_ok(ctx: Context, state: State) -> dict:
 
 
 def _packages(ctx: Context, state: State) -> dict:
-    missing, tampered = [], []
+    missing, unreadable, tampered = [], [], []
     for pid, record in sorted(state.plugins.items()):
         try:
-            actual = lbpkg.sha256_bytes(ctx.env.package_path(record.sha256).read_bytes())
+            actual = sha256_file(ctx.env.package_path(record.sha256))
         except FileNotFoundError:
             missing.append(pid)
             continue
+        except OSError:
+            unreadable.append(pid)
+            continue
         if actual != record.sha256:
             tampered.append(pid)
-    problems = [f"missing: {', '.join(missing)}"] * bool(missing)
-    problems += [f"sha256 mismatch: {', '.join(tampered)}"] * bool(tampered)
+    problems = [f"{what}: {', '.join(ids)}" for what, ids in
+                (("missing", missing), ("unreadable", unreadable), ("sha256 mismatch", tampered)) if ids]
     if problems:
         return _check("packages", False, "; ".join(problems),
                       "Reinstall them with `lbctl install --force ID`; `lbctl verify` lists them.")
@@ -66,11 +71,11 @@ def _config(ctx: Context, state: State) -> dict:
     missing, unreadable = [], []
     for pid, record in sorted(state.plugins.items()):
         try:
-            info, _ = lbpkg.read_file(ctx.env.package_path(record.sha256))
+            schema = lbpkg.read_config_schema(ctx.env.package_path(record.sha256))
         except LbctlError:
             unreadable.append(pid)
             continue
-        names = configschema.missing_required(info.config_schema, state.config.get(pid, {}))
+        names = configschema.missing_required(schema, state.config.get(pid, {}))
         if names:
             missing.append(f"{pid} ({', '.join(names)})")
     if missing:
