@@ -66,9 +66,9 @@ def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
 
 
-def main() -> int:
-    rows: list[tuple[str, str, str, str, bool | None]] = []  # name, wall, cpu, target, ok
-    load_before = os.getloadavg()[0]
+def measure() -> list[tuple[str, str, str, str, bool | None]]:
+    """Rows of (name, wall, cpu, target, ok)."""
+    rows: list[tuple[str, str, str, str, bool | None]] = []
     with tempfile.TemporaryDirectory(prefix="lbctl-bench-") as tmp:
         root = Path(tmp)
         empty = environment(root, "empty-home")
@@ -102,6 +102,12 @@ def main() -> int:
         install_100, install_100_cpu = (statistics.median(s[i] for s in installs) for i in (0, 1))
         rows.append(("install 100 local packages", f"{install_100:.2f} s", f"{install_100_cpu:.2f} s", "< 5 s",
                      install_100 < 5))
+    return rows
+
+
+def main() -> int:
+    load_before = os.getloadavg()[0]
+    rows = measure()
 
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {load_before:.1f} -> "
           f"{os.getloadavg()[0]:.1f}; lbctl = {' '.join(LBCTL)}")

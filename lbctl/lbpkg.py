@@ -12,8 +12,9 @@ import re
 import stat
 import zipfile
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Iterator
 
 from lbctl.errors import PackageInvalidError
 from lbctl.fsutil import sha256_file
@@ -54,47 +55,39 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def read_file(path: Path) -> PackageInfo:
-    """Read and validate a package on disk without holding it in memory."""
+@contextmanager
+def _refusing(what: str) -> Iterator[None]:
+    """Turn whatever a hostile archive makes zipfile, zlib or YAML raise into PackageInvalidError."""
     try:
-        sha256, size = sha256_file(path), path.stat().st_size
-        with zipfile.ZipFile(path) as archive:
-            return _read_archive(archive, sha256, size)
-    except IsADirectoryError:
-        raise PackageInvalidError(f"{path} is a directory, not a .lbpkg file") from None
+        yield
     except PackageInvalidError:
         raise
+    except IsADirectoryError:
+        raise PackageInvalidError(f"{what} is a directory, not a .lbpkg file") from None
     except zipfile.BadZipFile as exc:
         raise PackageInvalidError(f"Not a valid .lbpkg (zip) file: {exc}") from None
-    except OSError as exc:
-        raise PackageInvalidError(f"Cannot read {path}: {exc.strerror or exc}") from None
     except _HOSTILE as exc:
-        raise PackageInvalidError(f"Unreadable package: {type(exc).__name__}: {exc}") from None
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+        raise PackageInvalidError(f"Cannot read {what}: {detail}") from None
+
+
+def read_file(path: Path) -> PackageInfo:
+    """Read and validate a package on disk without holding it in memory."""
+    with _refusing(str(path)), zipfile.ZipFile(path) as archive:
+        return _read_archive(archive, sha256_file(path), path.stat().st_size)
 
 
 def read_bytes(data: bytes) -> PackageInfo:
     """Validate a package given as bytes and describe it."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return _read_archive(archive, sha256_bytes(data), len(data))
-    except PackageInvalidError:
-        raise
-    except zipfile.BadZipFile as exc:
-        raise PackageInvalidError(f"Not a valid .lbpkg (zip) file: {exc}") from None
-    except _HOSTILE as exc:
-        raise PackageInvalidError(f"Unreadable package: {type(exc).__name__}: {exc}") from None
+    with _refusing("the package"), zipfile.ZipFile(io.BytesIO(data)) as archive:
+        return _read_archive(archive, sha256_bytes(data), len(data))
 
 
 def read_config_schema(path: Path) -> tuple[dict, ...]:
     """Only the config schema of a package that was validated when it was stored (cheap)."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            manifest = _yaml(_read(archive, archive.getinfo("manifest.yaml"), MAX_MANIFEST_SIZE), "manifest.yaml")
+    with _refusing(str(path)), zipfile.ZipFile(path) as archive:
+        manifest = _yaml(_read(archive, archive.getinfo("manifest.yaml"), MAX_MANIFEST_SIZE), "manifest.yaml")
         return _check_config(manifest["spec"].get("config"))
-    except PackageInvalidError:
-        raise
-    except _HOSTILE as exc:
-        raise PackageInvalidError(f"Unreadable package {path}: {type(exc).__name__}") from None
 
 
 def _read_archive(archive: zipfile.ZipFile, sha256: str, size: int) -> PackageInfo:
