@@ -27,6 +27,12 @@ class Context:
         return Environment(self.settings.home, lock_timeout=self.settings.lock_timeout)
 
     @cached_property
+    def cache(self):
+        from lbctl.cache import Cache
+
+        return Cache(self.settings.cache_dir, enabled=not self.settings.no_cache)
+
+    @cached_property
     def scratch(self) -> Path:
         """A private temporary directory that lives as long as this context (removed at exit)."""
         import tempfile

@@ -541,7 +541,7 @@ class Fetched(Generic[T, R]):
         return self.error is None
 
 
-def fetch_many(items: Iterable[T], fn: Callable[[T], R], *, max_workers: int = 16) -> list[Fetched[T, R]]:
+def fetch_many(items: Iterable[T], fn: Callable[[T], R], *, max_workers: int = 32) -> list[Fetched[T, R]]:
     """Run `fn` over `items` in threads; results in the order of `items`, one failure stops nothing.
 
     Only LbctlError is captured per item; any other exception is a bug and propagates.

@@ -96,6 +96,8 @@ class FakeMarket:
         self.drop_requests = 0  # the next N requests get the connection closed without an answer
         self.unified_search = True  # False: /extensions/search answers 404, as older services do
         self.requests: list[tuple[str, str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0  # the most requests waiting out `latency` at once: proof of concurrency
         self.headers: list[dict[str, str]] = []
         self.bodies: list[Any] = []
         self._lock = threading.Lock()
@@ -197,6 +199,9 @@ def _handler_for(market: FakeMarket) -> type[BaseHTTPRequestHandler]:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes; with Nagle on, each answer waits ~40 ms for the client's
+    # delayed ACK, which no real web server does.
+    disable_nagle_algorithm = True
     market: FakeMarket
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -212,8 +217,15 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         body = self._read_body()
         self.market._record(method, url.path, {k.lower(): v for k, v in self.headers.items()}, body)
-        if self.market.latency:
-            time.sleep(self.market.latency)
+        with self.market._lock:
+            self.market.in_flight += 1
+            self.market.max_in_flight = max(self.market.max_in_flight, self.market.in_flight)
+        try:
+            if self.market.latency:
+                time.sleep(self.market.latency)
+        finally:
+            with self.market._lock:
+                self.market.in_flight -= 1
         fault = self.market._take_fault()
         if fault == "drop":
             self.close_connection = True

@@ -112,7 +112,7 @@ def test_bash_completes_commands_installed_ids_and_cached_specs(lbctl, fixture_l
     bash = shutil.which("bash")
     assert bash is not None, "bash is not installed"
     assert lbctl("install", fixture_lbpkg).exit_code == 0
-    from lbctl.ops.remote import Cache
+    from lbctl.cache import Cache
 
     cache = Cache(tmp_path / "cache")  # the autouse fixture's LBCTL_CACHE_DIR
     cache.packages.mkdir(parents=True)

@@ -7,8 +7,6 @@ few that need a URL FakeMarket has no route for (respx fakes those at the httpx 
 from __future__ import annotations
 
 import hashlib
-import json
-import time
 from pathlib import Path
 
 import httpx
@@ -835,15 +833,12 @@ def test_update_all_fetches_concurrently(lbctl, market):
     market.latency = 0.2
     seen = len(market.requests)
 
-    start = time.perf_counter()
     doc = ok(lbctl("update", "--all", "--json")).json
-    elapsed = time.perf_counter() - start
 
     per_plugin = (len(market.requests) - seen) / len(plugins)
-    sequential = len(plugins) * market.latency * per_plugin
     assert doc["data"]["summary"] == "updated 10 of 10"
     assert per_plugin >= 2  # versions + download at least
-    assert elapsed < 0.5 * sequential, f"{elapsed:.2f}s for {sequential:.1f}s of sequential latency"
+    assert market.max_in_flight >= 5, f"at most {market.max_in_flight} requests were in flight at once"
 
 
 def test_install_of_many_specs_fetches_concurrently(lbctl, market):
@@ -852,11 +847,9 @@ def test_install_of_many_specs_fetches_concurrently(lbctl, market):
         publish(market, pid, "1.0.0", config=[])
     market.latency = 0.2
 
-    start = time.perf_counter()
     ok(lbctl("install", *plugins))
-    elapsed = time.perf_counter() - start
 
-    assert elapsed < 0.5 * len(plugins) * 2 * market.latency
+    assert market.max_in_flight >= 4, f"at most {market.max_in_flight} requests were in flight at once"
 
 
 def test_transient_server_errors_are_retried(lbctl, market):

@@ -4,7 +4,6 @@ import gzip
 import hashlib
 import json
 import threading
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -806,11 +805,9 @@ def test_fetch_many_runs_concurrently_and_keeps_order(fake: FakeMarket, fclient:
         fake.add(make_lbpkg("acme", name, "1.0.0"))
     fake.latency = 0.25
 
-    started = time.monotonic()
     results = fetch_many(names + ["missing"], lambda name: fclient.versions("acme", name))
-    elapsed = time.monotonic() - started
 
-    assert elapsed < 0.25 * 13 * 0.6  # well under the sequential 3.25 s, with room for a loaded machine
+    assert fake.max_in_flight >= 6
     assert [r.item for r in results] == names + ["missing"]
     assert all(r.ok and r.value == ["1.0.0"] for r in results[:-1])
     assert isinstance(results[-1].error, NotFoundError) and results[-1].value is None

@@ -103,7 +103,7 @@ def cached_versions(flags: dict) -> dict[str, list[str]]:
     root = None if flags.get("no_cache") else _setting("cache_dir", flags)
     if root is None:
         return {}
-    from lbctl.ops.remote import Cache
+    from lbctl.cache import Cache
 
     cache = Cache(Path(root))
     found: dict[str, list[str]] = {}

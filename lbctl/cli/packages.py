@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lbctl.cli.options import DryRun, Force, OptPluginId, PluginId, PluginIds, Pre, Timeout
+from lbctl.cli.options import DryRun, Force, PluginId, PluginIds, Pre, Timeout
 
 
 def register(app: typer.Typer) -> None:

@@ -48,7 +48,7 @@ def cache(ctx: Context, action: str) -> Result:
 
 
 def _index(root) -> dict[str, list[str]]:
-    from lbctl.ops.remote import Cache
+    from lbctl.cache import Cache
 
     by_sha: dict[str, list[str]] = {}
     for key, sha in Cache(root).entries().items():

@@ -3,8 +3,6 @@ download it (streamed into the content-addressed cache), and verify it is what w
 
 from __future__ import annotations
 
-import os
-import threading
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,49 +24,6 @@ class Local:
     version: str
 
 
-class Cache:
-    """Packages by sha256 under `cache_dir/packages`, and an index with one small file per
-    `author__name==version` holding its sha256 (parallel downloads never rewrite a shared file)."""
-
-    def __init__(self, root: Path, enabled: bool = True):
-        self.root = root
-        self.enabled = enabled
-
-    @property
-    def packages(self) -> Path:
-        return self.root / "packages"
-
-    def entries(self) -> dict[str, str]:
-        """`author/name==version` -> sha256 for every indexed package."""
-        found = {}
-        for path in sorted((self.root / "index").glob("*==*")):
-            pid, _, version = path.name.partition("==")
-            try:
-                found[f"{pid.replace('__', '/', 1)}=={version}"] = path.read_text().strip()
-            except OSError:
-                continue
-        return found
-
-    def versions(self, plugin_id: str) -> dict[str, Path]:
-        if not self.enabled:
-            return {}
-        found = {}
-        for key, sha in self.entries().items():
-            pid, _, version = key.partition("==")
-            path = self.packages / f"{sha}.lbpkg"
-            if pid == plugin_id and path.exists():
-                found[version] = path
-        return found
-
-    def remember(self, plugin_id: str, version: str, sha256: str) -> None:
-        index = self.root / "index"
-        index.mkdir(parents=True, exist_ok=True)
-        name = f"{plugin_id.replace('/', '__', 1)}=={version}"
-        tmp = index / f".{name}.{threading.get_ident()}.tmp"
-        tmp.write_text(sha256)
-        os.replace(tmp, index / name)  # a cache needs no fsync: a lost entry only costs a download
-
-
 def find_links_versions(dirs: tuple[Path, ...], plugin_id: str) -> dict[str, Path]:
     """Versions of `plugin_id` among the valid packages in the --find-links directories."""
     found: dict[str, Path] = {}
@@ -84,8 +39,7 @@ def find_links_versions(dirs: tuple[Path, ...], plugin_id: str) -> dict[str, Pat
 
 
 def _local_versions(ctx: Context, plugin_id: str) -> dict[str, Path]:
-    cache = Cache(ctx.settings.cache_dir, not ctx.settings.no_cache)
-    return {**cache.versions(plugin_id), **find_links_versions(ctx.settings.find_links, plugin_id)}
+    return {**ctx.cache.versions(plugin_id), **find_links_versions(ctx.settings.find_links, plugin_id)}
 
 
 def resolve(ctx: Context, spec: Spec, *, pre: bool = False) -> Candidate:
@@ -133,12 +87,12 @@ def _verified(path: Path, spec: Spec, version: str, ctx: Context) -> Candidate:
 
 
 def _download(ctx: Context, spec: Spec, version: str) -> Candidate:
-    cache = Cache(ctx.settings.cache_dir, not ctx.settings.no_cache)
+    cache = ctx.cache
     found: list[Candidate] = []
     # Checked before the download is renamed into the cache, so a wrong package never lands there.
     check = lambda tmp: found.append(_verified(tmp, spec, version, ctx))  # noqa: E731
     with _progress(ctx, f"{spec.id} {version}") as advance:
-        path, sha = ctx.market.download(spec.author, spec.name, version, dest_dir=_download_dir(ctx, cache),
+        path, sha = ctx.market.download(spec.author, spec.name, version, dest_dir=_download_dir(ctx),
                                         on_progress=advance, verify=check)
     if cache.enabled:
         cache.remember(spec.id, version, sha)
@@ -150,20 +104,19 @@ def _from_url(ctx: Context, spec: Spec) -> Candidate:
 
     if ctx.settings.offline:
         raise NotFoundError(f"Offline: cannot download {spec.url}", hint="Drop --offline.")
-    cache = Cache(ctx.settings.cache_dir, not ctx.settings.no_cache)
     client = MarketplaceClient((ctx.http_factory or make_http)(ctx.settings.index_url, timeout=ctx.settings.timeout))
     found: list = []
     with _progress(ctx, spec.url or "") as advance:
-        path, _ = client.download_url(spec.url or "", dest_dir=_download_dir(ctx, cache), on_progress=advance,
+        path, _ = client.download_url(spec.url or "", dest_dir=_download_dir(ctx), on_progress=advance,
                                       verify=lambda tmp: found.append(lbpkg.read_file(tmp)))
     return Candidate(found[0], path, "url", spec.url or "", spec.raw)
 
 
-def _download_dir(ctx: Context, cache: Cache) -> Path:
+def _download_dir(ctx: Context) -> Path:
     """Where downloads land: the cache, or with --no-cache a scratch directory removed at exit."""
-    if cache.enabled:
-        cache.packages.mkdir(parents=True, exist_ok=True)
-        return cache.packages
+    if ctx.cache.enabled:
+        ctx.cache.packages.mkdir(parents=True, exist_ok=True)
+        return ctx.cache.packages
     return ctx.scratch
 
 

@@ -107,6 +107,8 @@ def update(ctx: Context, ids: list[str], *, all_: bool = False, to: str | None =
     if to is not None:
         _spec(ids[0], to)  # a bad --to is bad input (exit 2), not one plugin failing
     records, skipped = _targets(ctx.env.load(), ids, all_, list(exclude))
+    if records and not ctx.settings.offline:
+        ctx.market  # noqa: B018 - one client for every worker thread, built before they start
     fetched = fetch_many(records, lambda r: _prepare(ctx, r, to, pre))
     steps, actions, errors = [], list(skipped), []
     for item in fetched:

@@ -1,0 +1,67 @@
+"""The download cache: packages by sha256, and an index of which package is which plugin version."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+
+class Cache:
+    """Packages by sha256 under `cache_dir/packages`, and an index with one small file per
+    `author__name==version` holding its sha256 (parallel downloads never rewrite a shared file)."""
+
+    def __init__(self, root: Path, enabled: bool = True):
+        self.root = root
+        self.enabled = enabled
+        self._listing: set[str] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def packages(self) -> Path:
+        return self.root / "packages"
+
+    def entries(self, plugin_id: str | None = None) -> dict[str, str]:
+        """`author/name==version` -> sha256 for every indexed package (of one plugin, if given)."""
+        prefix = f"{plugin_id.replace('/', '__', 1)}==" if plugin_id else ""
+        found = {}
+        for name in self._names():
+            if name.startswith(prefix) and "==" in name:
+                pid, _, version = name.partition("==")
+                try:
+                    found[f"{pid.replace('__', '/', 1)}=={version}"] = (self.root / "index" / name).read_text().strip()
+                except OSError:
+                    continue
+        return found
+
+    def _names(self) -> list[str]:
+        # One directory listing per Cache: resolving N plugins must not list the index N times.
+        with self._lock:
+            if self._listing is None:
+                try:
+                    self._listing = set(os.listdir(self.root / "index"))
+                except OSError:
+                    self._listing = set()
+            return sorted(self._listing)
+
+    def versions(self, plugin_id: str) -> dict[str, Path]:
+        if not self.enabled:
+            return {}
+        found = {}
+        for key, sha in self.entries(plugin_id).items():
+            pid, _, version = key.partition("==")
+            path = self.packages / f"{sha}.lbpkg"
+            if pid == plugin_id and path.exists():
+                found[version] = path
+        return found
+
+    def remember(self, plugin_id: str, version: str, sha256: str) -> None:
+        index = self.root / "index"
+        index.mkdir(parents=True, exist_ok=True)
+        name = f"{plugin_id.replace('/', '__', 1)}=={version}"
+        tmp = index / f".{name}.{threading.get_ident()}.tmp"
+        tmp.write_text(sha256)
+        os.replace(tmp, index / name)  # a cache needs no fsync: a lost entry only costs a download
+        with self._lock:
+            if self._listing is not None:
+                self._listing.add(name)
