@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zipfile
 
 import pytest
@@ -21,7 +22,8 @@ MANIFEST = zipfile.ZipFile(io.BytesIO(FIXTURE)).read("manifest.yaml").decode()
 def rezip(*, manifest: str | None = MANIFEST, extra: list[tuple] = (), drop=()) -> bytes:
     """The fixture re-packed, with its manifest replaced and entries added (name, data[, compress])."""
     out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(FIXTURE)) as src, zipfile.ZipFile(out, "w") as dst:
+    with warnings.catch_warnings(), zipfile.ZipFile(io.BytesIO(FIXTURE)) as src, zipfile.ZipFile(out, "w") as dst:
+        warnings.simplefilter("ignore")  # duplicate names are the point of some hostile cases
         for info in src.infolist():
             if info.filename == "manifest.yaml":
                 if manifest is not None:
@@ -36,7 +38,7 @@ def rezip(*, manifest: str | None = MANIFEST, extra: list[tuple] = (), drop=()) 
 def symlinked() -> bytes:
     info = zipfile.ZipInfo("link")
     info.external_attr = (0o120777 << 16)
-    return rezip(extra=[(info.filename, b"/etc/passwd")]).replace(b"", b"", 0) if False else _with_info(info, b"/etc/passwd")
+    return _with_info(info, b"/etc/passwd")
 
 
 def _with_info(info: zipfile.ZipInfo, data: bytes) -> bytes:
