@@ -738,6 +738,7 @@ def test_update_dry_run_changes_nothing(lbctl, mixed, home, cache):
 
     assert actions_by_id(doc)["acme/echo"]["status"] == "planned"
     assert actions_by_id(doc)["acme/echo"]["to"] == "1.1.0"
+    assert doc["data"]["summary"].startswith("would update 1 of")
     assert tree_snapshot(home) == before
     assert installed(lbctl)["acme/echo"]["version"] == "1.0.0"
     table = ok(lbctl("update", "--all", "--dry-run"))

@@ -124,7 +124,7 @@ def update(ctx: Context, ids: list[str], *, all_: bool = False, to: str | None =
             steps.append(plan_step(record, item.value, force=True))
     warnings = _apply(ctx, steps, dry_run)
     actions += [s.to_action("planned" if dry_run else "done") for s in steps]
-    return _result(records, actions, errors, warnings)
+    return _result(records, actions, errors, warnings, dry_run)
 
 
 def _apply(ctx: Context, steps: list[Step], dry_run: bool) -> list[str]:
@@ -139,9 +139,11 @@ def _apply(ctx: Context, steps: list[Step], dry_run: bool) -> list[str]:
     return warnings
 
 
-def _result(records: list[Record], actions: list[Action], errors: list[dict], warnings: list[str]) -> Result:
+def _result(records: list[Record], actions: list[Action], errors: list[dict], warnings: list[str],
+            dry_run: bool) -> Result:
     actions.sort(key=lambda a: a.id)
     done = sum(a.action in ("update", "downgrade", "reinstall") and a.status in ("done", "planned") for a in actions)
-    data = {"actions": [a.to_json() for a in actions], "summary": f"updated {done} of {len(records)}"}
+    verb = "would update" if dry_run else "updated"
+    data = {"actions": [a.to_json() for a in actions], "summary": f"{verb} {done} of {len(records)}"}
     return Result("update", "actions", data, tuple(warnings), tuple(errors), 1 if errors else 0)
 
