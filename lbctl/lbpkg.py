@@ -343,6 +343,21 @@ def _read_component(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Componen
     name = metadata.get("name")
     if not isinstance(name, str) or not isinstance(doc["kind"], str):
         return None
+    _check_component(doc, spec, info.filename)
     description = _i18n(metadata.get("description")) or _text(spec.get("llm_prompt"))
     parameters = spec.get("parameters") if isinstance(spec.get("parameters"), dict) else None
     return Component(kind=doc["kind"], name=name, description=description, parameters=parameters)
+
+
+def _check_component(doc: dict, spec: dict, where: str) -> None:
+    """What makes `lbp build` and the runtime refuse a component (lbpkg-format.md §4)."""
+    python = (doc.get("execution") or {}).get("python") if isinstance(doc.get("execution"), dict) else None
+    if isinstance(python, dict):
+        _check_relative(python.get("path"), f"{where} execution.python.path")
+    if doc["kind"] != "Runner":
+        return
+    usages = spec.get("usages")
+    if not isinstance(usages, list) or not usages or not set(usages) <= {"agent", "event"}:
+        raise _fail(f"Invalid Runner manifest {where}: spec.usages must list agent and/or event")
+    if "event" in usages and not (isinstance(spec.get("events"), list) and spec["events"]):
+        raise _fail(f"Invalid Runner manifest {where}: an event runner needs spec.events")

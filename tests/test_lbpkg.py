@@ -67,6 +67,13 @@ def manifest_with(old: str, new: str) -> bytes:
     return rezip(manifest=MANIFEST.replace(old, new, 1))
 
 
+RUNNER = """apiVersion: v1
+kind: Runner
+metadata: {{name: r, label: {{en_US: R}}}}
+spec: {spec}
+execution: {{python: {{path: r.py, attr: R}}}}
+"""
+
 HOSTILE = {
     "not a zip": (b"hello, not a zip at all", "zip"),
     "truncated": (FIXTURE[: len(FIXTURE) // 2], "zip"),
@@ -96,6 +103,11 @@ HOSTILE = {
     "no components": (manifest_with("  components:", "  componentz:"), "spec.components"),
     "escaping python path": (manifest_with("path: main.py", "path: ../main.py"), "escapes"),
     "not utf-8": (rezip(manifest=None, extra=[("manifest.yaml", b"kind: \xff\xfe")]), "UTF-8"),
+    "runner without usages": (rezip(manifest=MANIFEST.replace("    Command:\n", "    Runner:\n      fromFiles: [r.yaml]\n    Command:\n"),
+                                    extra=[("r.yaml", RUNNER.format(spec="{}"))]), "spec.usages"),
+    "event runner without events": (rezip(manifest=MANIFEST.replace("    Command:\n", "    Runner:\n      fromFiles: [r.yaml]\n    Command:\n"),
+                                          extra=[("r.yaml", RUNNER.format(spec="{usages: [event]}"))]), "spec.events"),
+    "component path escapes": (rezip(extra=[("components/tools/evil.yaml", RUNNER.replace("Runner", "Tool").format(spec="{}").replace("r.py", "../../x.py"))]), "escapes"),
 }
 
 
@@ -169,3 +181,9 @@ def test_random_manifest_only_raises_package_invalid(text):
         lbpkg.read_bytes(rezip(manifest=text))
     except PackageInvalidError:
         pass
+
+
+def test_valid_runner_is_read_as_a_component():
+    manifest = MANIFEST.replace("    Command:\n", "    Runner:\n      fromFiles: [r.yaml]\n    Command:\n")
+    info = lbpkg.read_bytes(rezip(manifest=manifest, extra=[("r.yaml", RUNNER.format(spec="{usages: [agent]}"))]))
+    assert [c.name for c in info.components_by_kind()["Runner"]] == ["r"]
