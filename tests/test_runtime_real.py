@@ -14,7 +14,7 @@ import pytest
 
 from lbctl.errors import LbctlError, NoHostError, PreconditionError
 from lbctl.runtime.client import HostClient
-from lbctl.runtime.host import free_port
+from lbctl.runtime.process import free_port
 from lbctl.runtime.storage import Storage
 from test_runtime_support import (  # noqa: F401
     PLUGIN,

@@ -91,7 +91,7 @@ class StdioTransport:
             if not (line.startswith("{") and line.endswith("}")):
                 continue
             header = _loads(line) if len(line) < 200 else {}
-            if isinstance(header, dict) and header.get("type") == "chunk_start":
+            if header.get("type") == "chunk_start":
                 return await self._assemble(header.get("total_size", -1))
             return line
 
@@ -187,12 +187,7 @@ class Peer:
                 task.cancel()
 
     def _dispatch(self, line: str) -> None:
-        try:
-            message = json.loads(line)
-        except ValueError:
-            return
-        if not isinstance(message, dict):
-            return
+        message = _loads(line)
         if "code" in message:
             queue = self._pending.get(message.get("seq_id"))
             if queue is not None:
