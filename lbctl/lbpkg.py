@@ -71,10 +71,10 @@ def _refusing(what: str) -> Iterator[None]:
         raise PackageInvalidError(f"Cannot read {what}: {detail}") from None
 
 
-def read_file(path: Path) -> PackageInfo:
-    """Read and validate a package on disk without holding it in memory."""
+def read_file(path: Path, sha256: str | None = None) -> PackageInfo:
+    """Read and validate a package on disk without holding it in memory (`sha256` if already known)."""
     with _refusing(str(path)), zipfile.ZipFile(path) as archive:
-        return _read_archive(archive, sha256_file(path), path.stat().st_size)
+        return _read_archive(archive, sha256 or sha256_file(path), path.stat().st_size)
 
 
 def read_bytes(data: bytes) -> PackageInfo:

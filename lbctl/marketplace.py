@@ -64,7 +64,7 @@ PLUGIN_FIELDS: Final[dict[str, tuple[type, ...]]] = {
 }
 
 Progress = Callable[[int, "int | None"], None]
-Verify = Callable[[Path], None]
+Verify = Callable[[Path, str], None]  # (temporary file, its sha256)
 # Turns an error status and its `msg` into the exception to raise, or None for the generic mapping.
 Classifier = Callable[[int, str], "Exception | None"]
 T = TypeVar("T")
@@ -171,7 +171,7 @@ class MarketplaceClient:
             with out:
                 digest = self._stream_into(fetch, out, on_progress, classify)
             if verify is not None:
-                verify(tmp)
+                verify(tmp, digest)
             return _publish(tmp, dest_dir, digest), digest
         except BaseException:
             tmp.unlink(missing_ok=True)

@@ -470,7 +470,8 @@ def test_verify_runs_before_the_file_enters_the_cache(
     mock.get(DOWNLOAD).respond(content=data)
     seen: list[bytes] = []
 
-    def refuse(path: Path) -> None:
+    def refuse(path: Path, sha256: str) -> None:
+        assert sha256 == hashlib.sha256(data).hexdigest()
         seen.append(path.read_bytes())
         raise PackageInvalidError("not the package that was asked for")
 
@@ -483,7 +484,7 @@ def test_verify_runs_before_the_file_enters_the_cache(
 def test_verify_accepts(mock: respx.MockRouter, client: MarketplaceClient, tmp_path: Path) -> None:
     mock.get(DOWNLOAD).respond(content=b"fine")
 
-    path, _ = client.download("acme", "echo", "1.0.0", dest_dir=tmp_path, verify=lambda p: None)
+    path, _ = client.download("acme", "echo", "1.0.0", dest_dir=tmp_path, verify=lambda p, sha: None)
 
     assert files_in(tmp_path) == [path.name]
 

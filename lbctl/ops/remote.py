@@ -78,8 +78,8 @@ def _sort_key(version: str):
         return (0, Version("0"), version)
 
 
-def _verified(path: Path, spec: Spec, version: str, ctx: Context) -> Candidate:
-    info = lbpkg.read_file(path)
+def _verified(path: Path, spec: Spec, version: str, ctx: Context, sha256: str | None = None) -> Candidate:
+    info = lbpkg.read_file(path, sha256)
     if info.id != spec.id or info.version != version:
         raise PackageMismatchError(
             f"The package for {spec.id}=={version} is {info.id}=={info.version}", plugin=spec.id)
@@ -90,7 +90,7 @@ def _download(ctx: Context, spec: Spec, version: str) -> Candidate:
     cache = ctx.cache
     found: list[Candidate] = []
     # Checked before the download is renamed into the cache, so a wrong package never lands there.
-    check = lambda tmp: found.append(_verified(tmp, spec, version, ctx))  # noqa: E731
+    check = lambda tmp, sha: found.append(_verified(tmp, spec, version, ctx, sha))  # noqa: E731
     with _progress(ctx, f"{spec.id} {version}") as advance:
         path, sha = ctx.market.download(spec.author, spec.name, version, dest_dir=_download_dir(ctx),
                                         on_progress=advance, verify=check)
@@ -108,7 +108,7 @@ def _from_url(ctx: Context, spec: Spec) -> Candidate:
     found: list = []
     with _progress(ctx, spec.url or "") as advance:
         path, _ = client.download_url(spec.url or "", dest_dir=_download_dir(ctx), on_progress=advance,
-                                      verify=lambda tmp: found.append(lbpkg.read_file(tmp)))
+                                      verify=lambda tmp, sha: found.append(lbpkg.read_file(tmp, sha)))
     return Candidate(found[0], path, "url", spec.url or "", spec.raw)
 
 
