@@ -45,28 +45,27 @@ def set_(ctx: typer.Context, plugin_id: PluginId,
          assignments: Annotated[List[str], typer.Argument(metavar="KEY=VALUE...", help="KEY=- reads stdin; KEY=@path stores a file.")],
          force: Force = False, timeout: Timeout = 60.0) -> None:
     """Set values, validated against the plugin's schema."""
-    from lbctl.ops import config, live
+    from lbctl.ops import config
 
-    result = config.set_values(ctx.obj.context, plugin_id, assignments, force=force, read_stdin=sys.stdin.read)
-    ctx.obj.render(live.apply(ctx.obj.context, result, timeout=timeout))
+    ctx.obj.render(config.set_values(ctx.obj.context, plugin_id, assignments, force=force,
+                                     read_stdin=sys.stdin.read, wait=timeout))
 
 
 @config_app.command("unset")
 def unset(ctx: typer.Context, plugin_id: PluginId, keys: Annotated[List[str], typer.Argument(metavar="KEY...")],
           timeout: Timeout = 60.0) -> None:
     """Remove stored values."""
-    from lbctl.ops import config, live
+    from lbctl.ops import config
 
-    ctx.obj.render(live.apply(ctx.obj.context, config.unset(ctx.obj.context, plugin_id, keys), timeout=timeout))
+    ctx.obj.render(config.unset(ctx.obj.context, plugin_id, keys, wait=timeout))
 
 
 @config_app.command("edit")
 def edit(ctx: typer.Context, plugin_id: PluginId, timeout: Timeout = 60.0) -> None:
     """Edit the config as TOML in $VISUAL / $EDITOR; invalid edits are rejected and nothing is saved."""
-    from lbctl.ops import config, live
+    from lbctl.ops import config
 
-    result = config.edit(ctx.obj.context, plugin_id, editor=run_editor)
-    ctx.obj.render(live.apply(ctx.obj.context, result, timeout=timeout))
+    ctx.obj.render(config.edit(ctx.obj.context, plugin_id, editor=run_editor, wait=timeout))
 
 
 @config_app.command("export")
@@ -83,10 +82,9 @@ def import_(ctx: typer.Context, plugin_id: PluginId, file: Path,
             replace: Annotated[bool, typer.Option("--replace", help="Replace instead of merging.")] = False,
             force: Force = False, timeout: Timeout = 60.0) -> None:
     """Read values from a TOML file (merged into the stored config by default)."""
-    from lbctl.ops import config, live
+    from lbctl.ops import config
 
-    result = config.import_(ctx.obj.context, plugin_id, file, replace=replace, force=force)
-    ctx.obj.render(live.apply(ctx.obj.context, result, timeout=timeout))
+    ctx.obj.render(config.import_(ctx.obj.context, plugin_id, file, replace=replace, force=force, wait=timeout))
 
 
 def run_editor(text: str) -> str:

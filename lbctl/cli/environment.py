@@ -32,10 +32,9 @@ def sync(ctx: typer.Context, file: Path,
          prune: Annotated[bool, typer.Option("--prune", help="Uninstall what the file does not list.")] = False,
          dry_run: DryRun = False, timeout: Timeout = 60.0) -> None:
     """Make the environment match a plugins file."""
-    from lbctl.ops import live, plugins_file
+    from lbctl.ops import plugins_file
 
-    result = plugins_file.sync(ctx.obj.context, file, prune=prune, dry_run=dry_run)
-    ctx.obj.render(result if dry_run else live.apply(ctx.obj.context, result, timeout=timeout))
+    ctx.obj.render(plugins_file.sync(ctx.obj.context, file, prune=prune, dry_run=dry_run, wait=timeout))
 
 
 def verify(ctx: typer.Context, ids: Annotated[Optional[List[str]], typer.Argument(metavar="[ID...]")] = None) -> None:

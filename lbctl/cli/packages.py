@@ -31,9 +31,9 @@ def install(
     """Install plugins from the marketplace, a local .lbpkg file, or a URL."""
     from lbctl.ops import install as op
 
-    result = op.install(ctx.obj.context, specs or [], force=force, pre=pre, dry_run=dry_run,
-                        requirements=str(requirements) if requirements else None)
-    ctx.obj.render(_live(ctx, result, wait=not (no_start or dry_run), timeout=timeout))
+    ctx.obj.render(op.install(ctx.obj.context, specs or [], force=force, pre=pre, dry_run=dry_run,
+                              requirements=str(requirements) if requirements else None,
+                              wait=None if no_start else timeout))
 
 
 def uninstall(ctx: typer.Context, ids: PluginIds, purge: Annotated[bool, typer.Option("--purge", help="Also delete config and stored data.")] = False,
@@ -41,8 +41,7 @@ def uninstall(ctx: typer.Context, ids: PluginIds, purge: Annotated[bool, typer.O
     """Remove plugins; their config and data are kept unless --purge."""
     from lbctl.ops import manage
 
-    result = manage.uninstall(ctx.obj.context, ids, purge=purge, dry_run=dry_run)
-    ctx.obj.render(_live(ctx, result, wait=not dry_run, timeout=timeout))
+    ctx.obj.render(manage.uninstall(ctx.obj.context, ids, purge=purge, dry_run=dry_run, wait=timeout))
 
 
 def list_(ctx: typer.Context,
@@ -72,14 +71,14 @@ def enable(ctx: typer.Context, ids: PluginIds, timeout: Timeout = 60.0) -> None:
     """Enable plugins (a disabled plugin stays installed but is not run)."""
     from lbctl.ops import manage
 
-    ctx.obj.render(_live(ctx, manage.set_enabled(ctx.obj.context, ids, enabled=True), timeout=timeout))
+    ctx.obj.render(manage.set_enabled(ctx.obj.context, ids, enabled=True, wait=timeout))
 
 
 def disable(ctx: typer.Context, ids: PluginIds, timeout: Timeout = 60.0) -> None:
     """Disable plugins without uninstalling them."""
     from lbctl.ops import manage
 
-    ctx.obj.render(_live(ctx, manage.set_enabled(ctx.obj.context, ids, enabled=False), timeout=timeout))
+    ctx.obj.render(manage.set_enabled(ctx.obj.context, ids, enabled=False, wait=timeout))
 
 
 def outdated(ctx: typer.Context, exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when anything is outdated.")] = False) -> None:
@@ -100,8 +99,8 @@ def update(
     """Update marketplace installs (local and url installs are never updated)."""
     from lbctl.ops import update as op
 
-    result = op.update(ctx.obj.context, ids or [], all_=all_, to=to, exclude=exclude or [], pre=pre, dry_run=dry_run)
-    ctx.obj.render(_live(ctx, result, wait=not dry_run, timeout=timeout))
+    ctx.obj.render(op.update(ctx.obj.context, ids or [], all_=all_, to=to, exclude=exclude or [], pre=pre,
+                             dry_run=dry_run, wait=timeout))
 
 
 def download(
@@ -115,11 +114,3 @@ def download(
 
     ctx.obj.render(remote.download(ctx.obj.context, specs, dest, pre=pre))
 
-
-def _live(ctx: typer.Context, result, *, wait: bool = True, timeout: float = 60.0):
-    """With a runtime host up, apply the change at once and report each plugin's live state."""
-    if not wait:
-        return result
-    from lbctl.ops import live
-
-    return live.apply(ctx.obj.context, result, timeout=timeout)

@@ -14,6 +14,7 @@ from lbctl.errors import ConfigInvalidError, NotFoundError, UsageError
 from lbctl.fsutil import write_atomic
 from lbctl.models import Action, Result
 from lbctl.ops.query import installed_package
+from lbctl.ops import live
 
 FILE_TYPES = ("file", "array[file]")
 MAX_CONFIG_FILE = 10 * 1024 * 1024
@@ -41,6 +42,7 @@ def _item(schema: tuple[dict, ...], key: str) -> dict | None:
     return next((item for item in schema if item["name"] == key), None)
 
 
+@live.applies
 def set_values(ctx: Context, plugin_id: str, assignments: list[str], *, force: bool = False,
                read_stdin: Callable[[], str] = lambda: "") -> Result:
     if not assignments:
@@ -93,6 +95,7 @@ def _store_file(ctx: Context, path: Path) -> dict:
     return {"file_key": key, "mimetype": mimetypes.guess_type(path.name)[0] or "application/octet-stream"}
 
 
+@live.applies
 def unset(ctx: Context, plugin_id: str, keys: list[str]) -> Result:
     if not keys:
         raise UsageError("Name at least one KEY")
@@ -104,6 +107,7 @@ def unset(ctx: Context, plugin_id: str, keys: list[str]) -> Result:
                    f"unset {', '.join(keys)}")
 
 
+@live.applies
 def edit(ctx: Context, plugin_id: str, *, editor: Callable[[str], str]) -> Result:
     _, info, values = installed_package(ctx, plugin_id)
     text = schema_mod.to_toml(info.config_schema, values, include_secrets=False)
@@ -129,6 +133,7 @@ def export(ctx: Context, plugin_id: str, *, include_secrets: bool = False) -> Re
     return Result("config export", "value", {"id": plugin_id, "config": data}, text=text)
 
 
+@live.applies
 def import_(ctx: Context, plugin_id: str, file: Path, *, replace: bool = False, force: bool = False) -> Result:
     _, info, _ = installed_package(ctx, plugin_id)
     try:

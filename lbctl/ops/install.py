@@ -11,6 +11,7 @@ from lbctl.errors import ConfirmationNeededError, UsageError
 from lbctl.models import Action, Record, Result
 from lbctl.ops.resolve import Candidate, resolve_all, stored_schema
 from lbctl.state import State
+from lbctl.ops import live
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ def _result(command: str, actions: list[Action], warnings: list[str]) -> Result:
     return Result(command, "actions", {"actions": [a.to_json() for a in actions]}, tuple(warnings))
 
 
+@live.applies
 def install(ctx: Context, specs: list[str], *, force: bool = False, pre: bool = False,
             dry_run: bool = False, requirements: str | None = None) -> Result:
     if requirements:

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
+from typing import Callable
 
 from lbctl.context import Context
 from lbctl.models import Result
 
 _LIVE = {"install", "reinstall", "update", "downgrade", "uninstall", "config", "enable", "disable"}
+
+
+def applies(use_case: Callable[..., Result]) -> Callable[..., Result]:
+    """Give a use case that changes the environment a `wait` keyword: with a host up, the change is applied
+    at once and the result says each plugin's live state (waiting at most `wait` seconds)."""
+
+    @functools.wraps(use_case)
+    def run(ctx: Context, *args, wait: float | None = None, **kwargs) -> Result:
+        result = use_case(ctx, *args, **kwargs)
+        return result if wait is None else apply(ctx, result, timeout=wait)
+
+    return run
 
 
 def host_up(ctx: Context) -> bool:

@@ -8,6 +8,7 @@ from lbctl.context import Context
 from lbctl.errors import ConfirmationNeededError, NotInstalledError, UsageError
 from lbctl.models import Action, Result
 from lbctl.state import State
+from lbctl.ops import live
 
 
 def _require_ids(ids: list[str]) -> None:
@@ -22,6 +23,7 @@ def _check_known(state: State, ids: list[str], *, allow_config_only: bool = Fals
             raise NotInstalledError(f"{pid} is not installed", plugin=pid, hint="Run `lbctl list` to see what is.")
 
 
+@live.applies
 def uninstall(ctx: Context, ids: list[str], *, purge: bool = False, dry_run: bool = False) -> Result:
     _require_ids(ids)
     _check_known(ctx.env.load(), ids, allow_config_only=purge)
@@ -66,6 +68,7 @@ def _purge_data(ctx: Context, ids: list[str]) -> None:
         storage.close()
 
 
+@live.applies
 def set_enabled(ctx: Context, ids: list[str], *, enabled: bool) -> Result:
     _require_ids(ids)
     verb = "enable" if enabled else "disable"

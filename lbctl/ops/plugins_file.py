@@ -15,6 +15,7 @@ from lbctl.models import Action, Record, Result
 from lbctl.ops.install import Step, apply_step, confirm_switches, plan_step
 from lbctl.ops.resolve import Candidate, read_local, stored_schema
 from lbctl.state import State
+from lbctl.ops import live
 
 ENTRY_KEYS = {"id": str, "version": str, "sha256": str, "enabled": bool, "config": dict, "path": str, "url": str}
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -231,6 +232,7 @@ def _config_for(ctx: Context, entry: Entry, cand: Candidate | None, record: Reco
         raise PluginsFileError(f"{entry.file}:{entry.line}: {entry.id}: {exc.message}") from None
 
 
+@live.applies
 def sync(ctx: Context, file: Path, *, prune: bool = False, dry_run: bool = False, command: str = "sync") -> Result:
     entries = read(file)
     before = ctx.env.load()

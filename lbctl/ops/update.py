@@ -10,6 +10,7 @@ from lbctl.models import Action, Record, Result
 from lbctl.ops.install import Step, apply_step, plan_step
 from lbctl.ops.resolve import Candidate
 from lbctl.state import State
+from lbctl.ops import live
 
 NOT_UPDATABLE = "{source} install: only marketplace installs are updated"
 
@@ -98,6 +99,7 @@ def _prepare(ctx: Context, record: Record, to: str | None, pre: bool) -> Candida
     return replace(candidate, spec=spec_text)
 
 
+@live.applies
 def update(ctx: Context, ids: list[str], *, all_: bool = False, to: str | None = None,
            exclude: list[str] = (), pre: bool = False, dry_run: bool = False) -> Result:
     from lbctl.marketplace import fetch_many
