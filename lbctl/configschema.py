@@ -83,8 +83,8 @@ def _check_settable(item: dict) -> None:
 def convert(item: dict, raw: str) -> Any:
     """Convert a command-line string to the value stored for `item`.
 
-    `prompt-editor`: a JSON list of `{role, content}` messages, or a plain string that becomes the
-    single system message. `model-fallback-selector`: a JSON object, or a plain model uuid that
+    `prompt-editor`: a JSON list of `{role, content}` messages, or plain text kept as given (the CLI
+    contract says so, although LangBot's form stores a list). `model-fallback-selector`: a JSON object, or a plain model uuid that
     becomes `{"primary": uuid, "fallbacks": []}`. Other selectors keep the string unless it parses
     as a JSON list/object; list-valued ones also take comma-separated names. `file`/`array[file]`
     take only JSON `{file_key, mimetype}` values: uploading `KEY=@path` is the caller's job.
@@ -138,10 +138,10 @@ def _parse_list(item: dict, raw: str) -> list:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
-def _parse_prompt(item: dict, raw: str) -> list:
+def _parse_prompt(item: dict, raw: str) -> Any:
     if raw.lstrip().startswith("["):
-        return _parse_json(item, raw, "a JSON list of {role, content} messages")
-    return [{"role": "system", "content": raw}]
+        return _check_prompt(item, _parse_json(item, raw, "a JSON list of {role, content} messages"))
+    return raw
 
 
 def _parse_selector(item: dict, raw: str) -> Any:
@@ -232,10 +232,12 @@ def _check_strings(item: dict, value: Any) -> list[str]:
     return list(value)
 
 
-def _check_prompt(item: dict, value: Any) -> list[dict]:
+def _check_prompt(item: dict, value: Any) -> Any:
     def ok(m: Any) -> bool:
         return isinstance(m, dict) and m.get("role") in ROLES and isinstance(m.get("content"), str)
 
+    if isinstance(value, str):
+        return value
     if not isinstance(value, list) or not all(map(ok, value)):
         raise _fail(item, "a list of {role: system/user/assistant, content: string} messages", value)
     return [dict(m) for m in value]

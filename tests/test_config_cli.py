@@ -194,7 +194,7 @@ def no_secret(run, *secrets: str) -> None:
     ("body", "line one\nline two", "line one\nline two"),
     ("prompt", '[{"role": "system", "content": "Be kind."}, {"role": "user", "content": "hi"}]',
      [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "hi"}]),
-    ("prompt", "You are terse.", [{"role": "system", "content": "You are terse."}]),
+    ("prompt", "You are terse.", "You are terse."),
     ("model", "5b1c0e9e-uuid", "5b1c0e9e-uuid"),
     ("model", "a, b", "a, b"),
     ("kbs", "kb-1,kb-2", ["kb-1", "kb-2"]),

@@ -37,7 +37,7 @@ def item(kind, **fields):
     ("array[string]", "a, b ,c,", ["a", "b", "c"]),
     ("array[string]", '["a, b", "c"]', ["a, b", "c"]),
     ("array[string]", "", []),
-    ("prompt-editor", "You are kind.", [{"role": "system", "content": "You are kind."}]),
+    ("prompt-editor", "You are kind.", "You are kind."),
     ("prompt-editor", '[{"role": "system", "content": "x"}, {"role": "user", "content": "y"}]',
      [{"role": "system", "content": "x"}, {"role": "user", "content": "y"}]),
     ("json", '{"a": [1, null]}', {"a": [1, None]}),
