@@ -1,10 +1,14 @@
-"""The download cache: packages by sha256, and an index of which package is which plugin version."""
+"""Packages already on disk: the download cache (by sha256, with an index of plugin versions) and
+the --find-links directories."""
 
 from __future__ import annotations
 
 import os
 import threading
 from pathlib import Path
+
+from lbctl import lbpkg
+from lbctl.errors import LbctlError
 
 
 class Cache:
@@ -65,3 +69,16 @@ class Cache:
         with self._lock:
             if self._listing is not None:
                 self._listing.add(name)
+
+
+def find_links_index(dirs: tuple[Path, ...]) -> dict[str, dict[str, Path]]:
+    """id -> version -> path of the valid packages in the --find-links directories (first one wins)."""
+    found: dict[str, dict[str, Path]] = {}
+    for directory in dirs:
+        for path in sorted(Path(directory).glob("*.lbpkg")):
+            try:
+                info = lbpkg.read_file(path)
+            except LbctlError:
+                continue
+            found.setdefault(info.id, {}).setdefault(info.version, path)
+    return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +22,8 @@ class Context:
     confirm: Callable[[str], bool] = _never
     progress: Callable[[str], Any] | None = None  # label -> context manager yielding update(done, total)
     http_factory: Callable[..., Any] | None = field(default=None, repr=False)
+    _find_links: dict | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @cached_property
     def env(self) -> Environment:
@@ -31,6 +34,16 @@ class Context:
         from lbctl.cache import Cache
 
         return Cache(self.settings.cache_dir, enabled=not self.settings.no_cache)
+
+    @property
+    def find_links(self) -> dict:
+        """id -> version -> path for the --find-links packages, each file read once per command."""
+        from lbctl.cache import find_links_index
+
+        with self._lock:  # resolutions run in worker threads; build the index once
+            if self._find_links is None:
+                self._find_links = find_links_index(self.settings.find_links)
+            return self._find_links
 
     @cached_property
     def scratch(self) -> Path:

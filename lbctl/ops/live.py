@@ -25,7 +25,10 @@ def applies(use_case: Callable[..., Result]) -> Callable[..., Result]:
 
 
 def host_up(ctx: Context) -> bool:
-    return (ctx.env.home / "runtime" / "host.sock").exists()
+    """Cheap: whether a host's socket exists (a stale one is found out by the first request)."""
+    from lbctl.runtime.client import socket_path
+
+    return socket_path(ctx.env.home).exists()
 
 
 def apply(ctx: Context, result: Result, *, timeout: float) -> Result:

@@ -38,8 +38,9 @@ def _list_row(record: Record, status: str, latest: str | None) -> dict:
 
 def _live_states(ctx: Context) -> dict[str, str]:
     """Live plugin states from a running host, or {} when none is up (cheap: one socket probe)."""
-    sock = ctx.env.home / "runtime" / "host.sock"
-    if not sock.exists():
+    from lbctl.ops.live import host_up
+
+    if not host_up(ctx):
         return {}
     try:
         from lbctl.runtime.client import HostClient

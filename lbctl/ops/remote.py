@@ -4,42 +4,22 @@ download it (streamed into the content-addressed cache), and verify it is what w
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from functools import cmp_to_key
 from pathlib import Path
 
 from lbctl import lbpkg
 from lbctl.context import Context
-from lbctl.errors import LbctlError, NotFoundError, PackageMismatchError
+from lbctl.errors import NotFoundError, PackageMismatchError
 from lbctl.fsutil import copy_atomic
 from lbctl.models import Result
+from lbctl.ops.install import compare_versions
 from lbctl.ops.resolve import Candidate, resolve_all
 from lbctl.specs import Spec, parse_spec, select_version
 
 
-@dataclass(frozen=True)
-class Local:
-    """A package found on disk (a --find-links directory or the cache) for one id and version."""
-
-    path: Path
-    version: str
-
-
-def find_links_versions(dirs: tuple[Path, ...], plugin_id: str) -> dict[str, Path]:
-    """Versions of `plugin_id` among the valid packages in the --find-links directories."""
-    found: dict[str, Path] = {}
-    for directory in dirs:
-        for path in sorted(Path(directory).glob("*.lbpkg")):
-            try:
-                info = lbpkg.read_file(path)
-            except LbctlError:
-                continue
-            if info.id == plugin_id:
-                found.setdefault(info.version, path)
-    return found
-
-
 def _local_versions(ctx: Context, plugin_id: str) -> dict[str, Path]:
-    return {**ctx.cache.versions(plugin_id), **find_links_versions(ctx.settings.find_links, plugin_id)}
+    return {**ctx.cache.versions(plugin_id), **ctx.find_links.get(plugin_id, {})}
 
 
 def resolve(ctx: Context, spec: Spec, *, pre: bool = False) -> Candidate:
@@ -59,7 +39,7 @@ def resolve_version(ctx: Context, spec: Spec, *, pre: bool = False) -> str:
 
 def _select(ctx: Context, spec: Spec, local: dict[str, Path], pre: bool) -> str:
     if ctx.settings.offline:
-        versions = sorted(local, key=_sort_key, reverse=True)
+        versions = sorted(local, key=cmp_to_key(compare_versions), reverse=True)
         if not versions:
             raise NotFoundError(f"{spec.id} is not in the cache or --find-links (offline)", plugin=spec.id,
                                 hint="Download it first with `lbctl download`, or drop --offline.")
@@ -67,15 +47,6 @@ def _select(ctx: Context, spec: Spec, local: dict[str, Path], pre: bool) -> str:
         versions = ctx.market.versions(spec.author, spec.name)
         versions += [v for v in local if v not in versions]
     return select_version(versions, spec, pre)
-
-
-def _sort_key(version: str):
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return (1, Version(version), "")
-    except InvalidVersion:
-        return (0, Version("0"), version)
 
 
 def _verified(path: Path, spec: Spec, version: str, ctx: Context, sha256: str | None = None) -> Candidate:
