@@ -57,6 +57,17 @@ def test_install_call_config_command_uninstall_under_a_live_host(tmp_path, start
     code, doc, _ = cli(home, "run-command", PLUGIN, "probe ping")
     assert code == 0 and [f["text"] for f in doc["data"]["result"]][0] == "pong 1"
 
+    code, doc, _ = cli(home, "commands")
+    assert [(c["plugin"], c["name"]) for c in doc["data"]["commands"]] == [(PLUGIN, "probe")]
+    code, doc, _ = cli(home, "logs", PLUGIN, "-n", "500")
+    assert code == 0 and any("initialize() called" in line["text"] for line in doc["data"]["lines"])
+    code, doc, _ = cli(home, "restart", PLUGIN)
+    assert code == 0 and doc["data"]["plugins"][0]["state"] == "running"
+    code, doc, _ = cli(home, "list")
+    assert [(p["id"], p["status"]) for p in doc["data"]["plugins"]] == [(PLUGIN, "running")]
+    code, doc, _ = cli(home, "show", PLUGIN)
+    assert doc["data"]["plugin"]["status"] == "running"
+
     code, doc, _ = cli(home, "disable", PLUGIN)
     assert code == 0 and doc["data"]["live"][0]["state"] == "disabled"
     code, doc, _ = cli(home, "enable", PLUGIN)

@@ -13,7 +13,7 @@ from lbctl.errors import LbctlError, PackageMismatchError, PluginsFileError
 from lbctl.fsutil import sha256_file
 from lbctl.models import Action, Record, Result
 from lbctl.ops.install import Step, apply_step, confirm_switches, plan_step
-from lbctl.ops.resolve import Candidate, read_local, stored_schema
+from lbctl.ops.resolve import Candidate, map_all, read_local, stored_schema
 from lbctl.state import State
 from lbctl.ops import live
 
@@ -211,15 +211,7 @@ def _candidate(ctx: Context, entry: Entry) -> Candidate:
 
 def _resolve_needed(ctx: Context, entries: list[Entry], state: State) -> dict[str, Candidate]:
     needed = [e for e in entries if not _satisfied(state.plugins.get(e.id), e)]
-    if len(needed) <= 1:
-        return {e.id: _candidate(ctx, e) for e in needed}
-    from lbctl.marketplace import fetch_many
-
-    results = fetch_many(needed, lambda e: _candidate(ctx, e))
-    for item in results:
-        if item.error is not None:
-            raise item.error
-    return {item.item.id: item.value for item in results}  # type: ignore[misc]
+    return {e.id: cand for e, cand in zip(needed, map_all(needed, lambda e: _candidate(ctx, e)))}
 
 
 def _config_for(ctx: Context, entry: Entry, cand: Candidate | None, record: Record | None, stored: dict) -> dict:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from lbctl import lbpkg
 from lbctl.context import Context
 from lbctl.errors import LbctlError, NotFoundError, UsageError
 from lbctl.models import PackageInfo
+
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,7 @@ def resolve_all(ctx: Context, specs: list[str], *, pre: bool = False) -> list[Ca
 
     remote = [spec for spec in specs if parse_spec(spec).kind != "local"]  # every spec checked first
     if len(remote) > 1:
-        candidates = _resolve_concurrently(ctx, specs, pre)
+        candidates = map_all(specs, lambda spec: resolve(ctx, spec, pre=pre))
     else:
         candidates = [resolve(ctx, spec, pre=pre) for spec in specs]
     seen: dict[str, str] = {}
@@ -62,10 +67,13 @@ def resolve(ctx: Context, spec: str, *, pre: bool = False) -> Candidate:
     return remote.resolve(ctx, parsed, pre=pre)
 
 
-def _resolve_concurrently(ctx: Context, specs: list[str], pre: bool) -> list[Candidate]:
+def map_all(items: list[T], fn: Callable[[T], R]) -> list[R]:
+    """`fn` over `items`, in parallel threads when there are several; the first failure is raised."""
+    if len(items) <= 1:
+        return [fn(item) for item in items]
     from lbctl.marketplace import fetch_many
 
-    results = fetch_many(specs, lambda spec: resolve(ctx, spec, pre=pre))
+    results = fetch_many(items, fn)
     for fetched in results:
         if fetched.error is not None:
             raise fetched.error
