@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -53,7 +53,6 @@ class Settings:
     verbosity: int = 0
     lock_timeout: float = 10.0
     timeout: float = 60.0
-    extra: dict = field(default_factory=dict)
 
     @property
     def json(self) -> bool:

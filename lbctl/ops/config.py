@@ -13,7 +13,7 @@ from lbctl.context import Context
 from lbctl.errors import ConfigInvalidError, NotFoundError, UsageError
 from lbctl.fsutil import write_atomic
 from lbctl.models import Action, Result
-from lbctl.ops.query import installed_package
+from lbctl.ops.query import installed_package, missing_config_warnings
 from lbctl.ops import live
 
 FILE_TYPES = ("file", "array[file]")
@@ -23,8 +23,7 @@ MAX_CONFIG_FILE = 10 * 1024 * 1024
 def show(ctx: Context, plugin_id: str) -> Result:
     _, info, values = installed_package(ctx, plugin_id)
     rows = schema_mod.rows(info.config_schema, values)
-    missing = tuple(f"{plugin_id}: required config {r['name']!r} has no value" for r in rows if r["missing"])
-    return Result("config show", "config", {"config": rows}, missing)
+    return Result("config show", "config", {"config": rows}, missing_config_warnings(info, values))
 
 
 def get(ctx: Context, plugin_id: str, key: str, *, reveal: bool = False) -> Result:

@@ -69,7 +69,7 @@ def show(ctx: Context, plugin_id: str) -> Result:
     view = package_view(info, values)
     view.update(source=record.source, enabled=record.enabled, installed_at=record.installed_at,
                 spec=record.spec, origin=record.origin, status=_live_states(ctx).get(plugin_id, "-"))
-    return Result("show", "plugin", {"plugin": view}, _missing_warnings(info, values))
+    return Result("show", "plugin", {"plugin": view}, missing_config_warnings(info, values))
 
 
 def inspect(ctx: Context, path: str) -> Result:
@@ -91,6 +91,6 @@ def package_view(info: PackageInfo, values: dict) -> dict:
     }
 
 
-def _missing_warnings(info: PackageInfo, values: dict) -> tuple[str, ...]:
+def missing_config_warnings(info: PackageInfo, values: dict) -> tuple[str, ...]:
     missing = configschema.missing_required(info.config_schema, values)
     return tuple(f"{info.id}: required config {key!r} has no value" for key in missing)
