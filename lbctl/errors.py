@@ -16,6 +16,7 @@ class ExitCode(IntEnum):
     PRECONDITION = 6
     NETWORK = 7
     PROTOCOL = 8
+    PLUGIN = 9
     INTERNAL = 10
     INTERRUPTED = 130
 
@@ -31,7 +32,8 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.PRECONDITION: "precondition or conflict: updating a local install, no runtime host up, "
     "environment locked by another process",
     ExitCode.NETWORK: "network: unreachable, TLS, timeout, download cut short",
-    ExitCode.PROTOCOL: "the marketplace or runtime answered in a way this version does not understand",
+    ExitCode.PROTOCOL: "the marketplace, LangBot or the runtime answered in a way this version does not understand",
+    ExitCode.PLUGIN: "the plugin itself failed: its tool or command raised, or it did not start",
     ExitCode.INTERNAL: "internal error (a bug: the message says how to report it)",
     ExitCode.INTERRUPTED: "interrupted",
 }
@@ -119,6 +121,12 @@ class ProtocolError(LbctlError):
     """The marketplace or the runtime answered something this version does not understand."""
 
     code, exit_code = "protocol", ExitCode.PROTOCOL
+
+
+class PluginFailedError(LbctlError):
+    """The plugin itself failed: its tool or command raised, or it did not start."""
+
+    code, exit_code = "plugin_failed", ExitCode.PLUGIN
 
 
 class StateCorruptError(LbctlError):

@@ -31,7 +31,7 @@ PLUGIN_KEYS = {"id", "version", "label", "description", "source", "enabled", "sh
                "origin", "components", "config"}
 CONFIG_ROW_KEYS = {"name", "type", "required", "default", "value", "secret"}
 FIXTURE_SHA = "e4031f5f4a68ebea3d5a5bb85df3c64a759671104569b07954a3172b2c41b731"
-EXIT_CODES = (0, 1, 2, 3, 5, 6, 7, 8, 10, 130)
+EXIT_CODES = (0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 130)
 ANSI = re.compile(r"\x1b\[")
 
 
