@@ -37,6 +37,7 @@ class PackageInfo:
     config_schema: tuple[dict, ...]
     sha256: str
     size: int
+    requirements: tuple[str, ...] = ()  # requirements.txt lines (runtime-control-protocol.md §12)
 
     @property
     def id(self) -> str:
