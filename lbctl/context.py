@@ -23,6 +23,7 @@ class Context:
     progress: Callable[[str], Any] | None = None  # label -> context manager yielding update(done, total)
     http_factory: Callable[..., Any] | None = field(default=None, repr=False)
     _find_links: dict | None = field(default=None, init=False, repr=False)
+    _markets: dict = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @cached_property
@@ -53,14 +54,38 @@ class Context:
         self._scratch = tempfile.TemporaryDirectory(prefix="lbctl-")
         return Path(self._scratch.name)
 
-    @cached_property
+    @property
     def market(self):
-        """The marketplace client; building it never touches the network."""
+        """The client of the marketplace named by --index-url; building it never touches the network."""
+        return self.market_for(self.settings.index_url)
+
+    def market_for(self, index_url: str):
+        """One client per marketplace for the whole command, shared by worker threads."""
         from lbctl.errors import NetworkError
         from lbctl.marketplace import MarketplaceClient, make_http
 
         if self.settings.offline:
             raise NetworkError("Offline: the marketplace cannot be reached",
                                hint="Use --find-links DIR or a cached package, or drop --offline.")
-        http = (self.http_factory or make_http)(self.settings.index_url, timeout=self.settings.timeout)
-        return MarketplaceClient(http)
+        with self._lock:
+            if index_url not in self._markets:
+                http = (self.http_factory or make_http)(index_url, timeout=self.settings.timeout)
+                self._markets[index_url] = MarketplaceClient(http)
+            return self._markets[index_url]
+
+    @cached_property
+    def targets(self) -> list:
+        """The targets this command acts on (--target, LBCTL_TARGET, `target use`; `local` by default)."""
+        from lbctl.targets import open_targets
+
+        return open_targets(self)
+
+    @property
+    def target(self):
+        """The one target of a command that takes a single target."""
+        from lbctl.errors import UsageError
+
+        if len(self.targets) != 1:
+            raise UsageError("This command acts on one target at a time; give --target once",
+                             hint="sync, list, outdated, update --all and freeze accept several.")
+        return self.targets[0]

@@ -64,6 +64,8 @@ class Record:
     enabled: bool = True
     previous_sha256: str | None = None
     previous_version: str | None = None
+    pinned: bool = False
+    pin_reason: str | None = None
 
     def to_json(self) -> dict:
         return {
@@ -77,6 +79,8 @@ class Record:
             "enabled": self.enabled,
             "previous_sha256": self.previous_sha256,
             "previous_version": self.previous_version,
+            "pinned": self.pinned,
+            "pin_reason": self.pin_reason,
         }
 
     @classmethod
@@ -122,9 +126,13 @@ class Result:
     errors: tuple[dict, ...] = ()
     exit_code: int = 0
     text: str | None = None  # printed verbatim in table mode (a TOML file, a script)
+    target: str | None = None  # the target a part of a fleet result is about
+    parts: tuple[Result, ...] = ()  # one result per target when a command ran on several
 
     @property
     def status(self) -> str:
         if self.exit_code == 0:
             return "success"
+        if self.parts and any(p.exit_code == 0 for p in self.parts):
+            return "partial"
         return "partial" if self.errors and self.exit_code == 1 else "error"

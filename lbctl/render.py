@@ -50,16 +50,25 @@ class Renderer:
             self._envelope(result.command, result.status, result.exit_code, result.data,
                            list(result.warnings), list(result.errors))
             return result.exit_code
-        for warning in result.warnings:
-            self.warn(warning)
-        if result.text is not None:
-            self.stdout.write(result.text)
-        else:
-            TABLES.get(result.kind, _generic)(self, result.data)
-        for error in result.errors:
-            self._error_line(error)
+        for part in result.parts or (result,):
+            self._body(part, section=bool(result.parts))
         self.stdout.flush()
         return result.exit_code
+
+    def _body(self, result: Result, *, section: bool) -> None:
+        prefix = f"{result.target}: " if section else ""
+        if section:
+            self.plain(f"== {result.target} ==")
+        for warning in result.warnings:
+            self.warn(prefix + warning)
+        if result.text is not None:
+            self.stdout.write(result.text)
+        elif result.data is not None:
+            TABLES.get(result.kind, _generic)(self, result.data)
+        for error in result.errors:
+            self._error_line({**error, "message": prefix + error["message"]})
+        if section:
+            self.plain()
 
     def error(self, error: LbctlError, command: str) -> int:
         code = int(error.exit_code)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,6 +26,8 @@ _KEYS: dict[str, tuple[str | None, str]] = {
     "verbosity": (None, "int"),
     "lock_timeout": ("LBCTL_LOCK_TIMEOUT", "float"),
     "timeout": ("LBCTL_TIMEOUT", "float"),
+    "target": ("LBCTL_TARGET", "names"),
+    "wait_ready": (None, "float"),
 }
 
 
@@ -53,6 +55,9 @@ class Settings:
     verbosity: int = 0
     lock_timeout: float = 10.0
     timeout: float = 60.0
+    target: tuple[str, ...] = ()
+    wait_ready: float | None = None
+    targets: dict = field(default_factory=dict)  # [targets.NAME] tables of the user config file
 
     @property
     def json(self) -> bool:
@@ -68,6 +73,9 @@ def _convert(name: str, kind: str, value: Any) -> Any:
         return value is not None and value is not False
     if kind == "path":
         return Path(str(value)).expanduser()
+    if kind == "names":
+        parts = value if isinstance(value, (list, tuple)) else [value]
+        return tuple(n.strip() for part in parts for n in str(part).split(",") if n.strip())
     if kind == "paths":
         parts = value if isinstance(value, (list, tuple)) else str(value).split(os.pathsep)
         return tuple(Path(str(p)).expanduser() for p in parts if str(p))
@@ -114,4 +122,15 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -
     if values.get("output", "table") not in ("table", "json"):
         raise UsageError(f"Invalid output format {values['output']!r}: use table or json")
     values["index_url"] = values.get("index_url", DEFAULT_INDEX_URL).rstrip("/")
+    values["targets"] = _targets_table(user.get("targets", {}))
+    for name in ("timeout", "wait_ready"):
+        if values.get(name) is not None and not values[name] > 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")
     return Settings(**values)
+
+
+def _targets_table(table: Any) -> dict:
+    if not isinstance(table, dict) or not all(isinstance(v, dict) for v in table.values()):
+        raise UsageError(f"The config file {config_path()} has an invalid [targets] table",
+                         hint="Each target is a table: [targets.NAME] with url = \"http://…\".")
+    return table

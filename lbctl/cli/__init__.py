@@ -11,6 +11,7 @@ GLOBAL_OPTIONS: dict[str, bool] = {
     "--home": True, "--index-url": True, "--cache-dir": True, "--find-links": True, "--output": True,
     "-o": True, "--no-cache": False, "--offline": False, "--json": False, "--yes": False, "-y": False,
     "--no-color": False, "--no-progress": False, "--quiet": False, "--verbose": False, "--debug": False,
+    "--target": True, "-t": True, "--wait-ready": True, "--timeout": True,
 }
 
 

@@ -47,6 +47,9 @@ def root(
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, show_default=False, metavar="", help="More narration on stderr (repeatable).")] = 0,
     no_color: Annotated[bool, typer.Option("--no-color", help="No colour (env NO_COLOR).")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
+    target: Annotated[Optional[List[str]], typer.Option("--target", "-t", help="local, a target name or a LangBot URL (env LBCTL_TARGET; repeatable where several are accepted).")] = None,
+    wait_ready: Annotated[Optional[float], typer.Option("--wait-ready", metavar="SECONDS", help="Wait until a LangBot target answers before acting.")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", metavar="SECONDS", help="Whole-request deadline for network calls and how long to wait for a plugin to start (env LBCTL_TIMEOUT; default 60).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors (env LBCTL_DEBUG=1).")] = False,
     version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
@@ -56,7 +59,7 @@ def root(
         home=home, index_url=index_url, cache_dir=cache_dir, no_cache=no_cache or None,
         offline=offline or None, find_links=find_links or None, output="json" if json_ else output,
         yes=yes or None, no_color=no_color or None, no_progress=no_progress or None,
-        verbosity=verbose or None, quiet=quiet,
+        verbosity=verbose or None, quiet=quiet, target=target or None, wait_ready=wait_ready, timeout=timeout,
     )
     session.command = ctx.invoked_subcommand or ""
 

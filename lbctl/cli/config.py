@@ -12,7 +12,7 @@ from typing import Annotated, List
 
 import typer
 
-from lbctl.cli.options import PluginId, Timeout
+from lbctl.cli.options import PluginId
 from lbctl.errors import UsageError
 
 config_app = typer.Typer(help="Show and change plugin configuration.", no_args_is_help=True)
@@ -43,29 +43,29 @@ def get(ctx: typer.Context, plugin_id: PluginId, key: str,
 @config_app.command("set")
 def set_(ctx: typer.Context, plugin_id: PluginId,
          assignments: Annotated[List[str], typer.Argument(metavar="KEY=VALUE...", help="KEY=- reads stdin; KEY=@path stores a file.")],
-         force: Force = False, timeout: Timeout = 60.0) -> None:
+         force: Force = False) -> None:
     """Set values, validated against the plugin's schema."""
+    from lbctl.configschema import read_value
     from lbctl.ops import config
 
     ctx.obj.render(config.set_values(ctx.obj.context, plugin_id, assignments, force=force,
-                                     read_stdin=sys.stdin.read, wait=timeout))
+                                     read_stdin=lambda: read_value(sys.stdin)))
 
 
 @config_app.command("unset")
-def unset(ctx: typer.Context, plugin_id: PluginId, keys: Annotated[List[str], typer.Argument(metavar="KEY...")],
-          timeout: Timeout = 60.0) -> None:
+def unset(ctx: typer.Context, plugin_id: PluginId, keys: Annotated[List[str], typer.Argument(metavar="KEY...")]) -> None:
     """Remove stored values."""
     from lbctl.ops import config
 
-    ctx.obj.render(config.unset(ctx.obj.context, plugin_id, keys, wait=timeout))
+    ctx.obj.render(config.unset(ctx.obj.context, plugin_id, keys))
 
 
 @config_app.command("edit")
-def edit(ctx: typer.Context, plugin_id: PluginId, timeout: Timeout = 60.0) -> None:
+def edit(ctx: typer.Context, plugin_id: PluginId) -> None:
     """Edit the config as TOML in $VISUAL / $EDITOR; invalid edits are rejected and nothing is saved."""
     from lbctl.ops import config
 
-    ctx.obj.render(config.edit(ctx.obj.context, plugin_id, editor=run_editor, wait=timeout))
+    ctx.obj.render(config.edit(ctx.obj.context, plugin_id, editor=run_editor))
 
 
 @config_app.command("export")
@@ -80,11 +80,11 @@ def export(ctx: typer.Context, plugin_id: PluginId,
 @config_app.command("import")
 def import_(ctx: typer.Context, plugin_id: PluginId, file: Path,
             replace: Annotated[bool, typer.Option("--replace", help="Replace instead of merging.")] = False,
-            force: Force = False, timeout: Timeout = 60.0) -> None:
+            force: Force = False) -> None:
     """Read values from a TOML file (merged into the stored config by default)."""
     from lbctl.ops import config
 
-    ctx.obj.render(config.import_(ctx.obj.context, plugin_id, file, replace=replace, force=force, wait=timeout))
+    ctx.obj.render(config.import_(ctx.obj.context, plugin_id, file, replace=replace, force=force))
 
 
 def run_editor(text: str) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lbctl.cli.options import DryRun, Timeout
+from lbctl.cli.options import DryRun
 
 cache_app = typer.Typer(help="The download cache.", no_args_is_help=True)
 
@@ -23,18 +23,18 @@ def freeze(ctx: typer.Context,
            with_config: Annotated[bool, typer.Option("--with-config", help="Include each plugin's config.")] = False,
            include_secrets: Annotated[bool, typer.Option("--include-secrets", help="Include secret config values.")] = False) -> None:
     """Print a plugins file with the exact version, source and sha256 of everything installed."""
-    from lbctl.ops import plugins_file
+    from lbctl.ops import sync as op
 
-    ctx.obj.render(plugins_file.freeze(ctx.obj.context, with_config=with_config, include_secrets=include_secrets))
+    ctx.obj.render(op.freeze(ctx.obj.context, with_config=with_config, include_secrets=include_secrets))
 
 
 def sync(ctx: typer.Context, file: Path,
          prune: Annotated[bool, typer.Option("--prune", help="Uninstall what the file does not list.")] = False,
-         dry_run: DryRun = False, timeout: Timeout = 60.0) -> None:
+         dry_run: DryRun = False) -> None:
     """Make the environment match a plugins file."""
-    from lbctl.ops import plugins_file
+    from lbctl.ops import sync as op
 
-    ctx.obj.render(plugins_file.sync(ctx.obj.context, file, prune=prune, dry_run=dry_run, wait=timeout))
+    ctx.obj.render(op.sync(ctx.obj.context, file, prune=prune, dry_run=dry_run))
 
 
 def verify(ctx: typer.Context, ids: Annotated[Optional[List[str]], typer.Argument(metavar="[ID...]")] = None) -> None:

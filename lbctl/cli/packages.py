@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from lbctl.cli.options import DryRun, Force, PluginId, PluginIds, Pre, Timeout
+from lbctl.cli.options import DryRun, Force, PluginId, PluginIds, Pre
 
 
 def register(app: typer.Typer) -> None:
@@ -26,22 +26,20 @@ def install(
     requirements: Annotated[Optional[Path], typer.Option("-r", "--requirements", help="Install what a plugins file lists.")] = None,
     force: Force = False, pre: Pre = False, dry_run: DryRun = False,
     no_start: Annotated[bool, typer.Option("--no-start", help="Do not wait for a live runtime host.")] = False,
-    timeout: Timeout = 60.0,
 ) -> None:
     """Install plugins from the marketplace, a local .lbpkg file, or a URL."""
     from lbctl.ops import install as op
 
     ctx.obj.render(op.install(ctx.obj.context, specs or [], force=force, pre=pre, dry_run=dry_run,
-                              requirements=str(requirements) if requirements else None,
-                              wait=None if no_start else timeout))
+                              requirements=str(requirements) if requirements else None, start=not no_start))
 
 
 def uninstall(ctx: typer.Context, ids: PluginIds, purge: Annotated[bool, typer.Option("--purge", help="Also delete config and stored data.")] = False,
-              dry_run: DryRun = False, timeout: Timeout = 60.0) -> None:
+              dry_run: DryRun = False) -> None:
     """Remove plugins; their config and data are kept unless --purge."""
     from lbctl.ops import manage
 
-    ctx.obj.render(manage.uninstall(ctx.obj.context, ids, purge=purge, dry_run=dry_run, wait=timeout))
+    ctx.obj.render(manage.uninstall(ctx.obj.context, ids, purge=purge, dry_run=dry_run))
 
 
 def list_(ctx: typer.Context,
@@ -67,18 +65,18 @@ def inspect(ctx: typer.Context, file: Annotated[str, typer.Argument(metavar="FIL
     ctx.obj.render(query.inspect(ctx.obj.context, file))
 
 
-def enable(ctx: typer.Context, ids: PluginIds, timeout: Timeout = 60.0) -> None:
+def enable(ctx: typer.Context, ids: PluginIds) -> None:
     """Enable plugins (a disabled plugin stays installed but is not run)."""
     from lbctl.ops import manage
 
-    ctx.obj.render(manage.set_enabled(ctx.obj.context, ids, enabled=True, wait=timeout))
+    ctx.obj.render(manage.set_enabled(ctx.obj.context, ids, enabled=True))
 
 
-def disable(ctx: typer.Context, ids: PluginIds, timeout: Timeout = 60.0) -> None:
+def disable(ctx: typer.Context, ids: PluginIds) -> None:
     """Disable plugins without uninstalling them."""
     from lbctl.ops import manage
 
-    ctx.obj.render(manage.set_enabled(ctx.obj.context, ids, enabled=False, wait=timeout))
+    ctx.obj.render(manage.set_enabled(ctx.obj.context, ids, enabled=False))
 
 
 def outdated(ctx: typer.Context, exit_code: Annotated[bool, typer.Option("--exit-code", help="Exit 1 when anything is outdated.")] = False) -> None:
@@ -94,13 +92,13 @@ def update(
     all_: Annotated[bool, typer.Option("--all", help="Update every marketplace install.")] = False,
     to: Annotated[Optional[str], typer.Option("--to", help="Version spec to update to.")] = None,
     exclude: Annotated[Optional[List[str]], typer.Option("--exclude", help="Skip this id (repeatable).")] = None,
-    pre: Pre = False, dry_run: DryRun = False, timeout: Timeout = 60.0,
+    pre: Pre = False, dry_run: DryRun = False,
 ) -> None:
     """Update marketplace installs (local and url installs are never updated)."""
     from lbctl.ops import update as op
 
     ctx.obj.render(op.update(ctx.obj.context, ids or [], all_=all_, to=to, exclude=exclude or [], pre=pre,
-                             dry_run=dry_run, wait=timeout))
+                             dry_run=dry_run))
 
 
 def download(
@@ -110,7 +108,7 @@ def download(
     pre: Pre = False,
 ) -> None:
     """Save packages as DIR/author-name-version.lbpkg without installing them."""
-    from lbctl.ops import remote
+    from lbctl.ops import download as op
 
-    ctx.obj.render(remote.download(ctx.obj.context, specs, dest, pre=pre))
+    ctx.obj.render(op.download(ctx.obj.context, specs, dest, pre=pre))
 

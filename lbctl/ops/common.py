@@ -1,0 +1,58 @@
+"""What every changing use case shares: confirming provenance switches and turning a plan into a Result."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lbctl.errors import ConfirmationNeededError, UsageError
+from lbctl.models import Action, Result
+
+if TYPE_CHECKING:
+    from lbctl.context import Context
+    from lbctl.plan import Step
+    from lbctl.targets.base import Applied, Target
+
+
+def require_ids(ids: list[str]) -> None:
+    if not ids:
+        raise UsageError("Name at least one plugin id")
+
+
+def confirm_switches(ctx: Context, steps: list[Step]) -> None:
+    for step in steps:
+        if not step.switches_provenance:
+            continue
+        cur, new = step.current.source, step.candidate.source  # type: ignore[union-attr]
+        note = " A local install no longer receives updates." if new != "marketplace" else ""
+        message = f"{step.id} is a {cur} install; replace it with the {new} package?{note}"
+        if not (ctx.settings.yes or ctx.confirm(message)):
+            raise ConfirmationNeededError(f"Not replacing {step.id}: not confirmed",
+                                          hint="Pass --yes to confirm.", plugin=step.id)
+
+
+def planned(command: str, steps: list[Step], *, failed: list[Action] = (), errors: list[dict] = ()) -> Result:
+    return actions_result(command, [*failed, *(s.action_line("planned") for s in steps)], errors=errors)
+
+
+def apply(command: str, target: Target, steps: list[Step], *, start: bool = True, failed: list[Action] = (),
+          errors: list[dict] = ()) -> Result:
+    """Apply a plan and report it. A single change that failed raises its own error (its exit code);
+    in a batch, failures make the status `partial` (exit 1)."""
+    applied: Applied = target.apply(steps, start=start) if any(s.changes for s in steps) else _nothing(steps)
+    if applied.failures and len([s for s in steps if s.changes]) == 1 and not failed:
+        raise applied.failures[0]
+    data = {"live": applied.live} if applied.live is not None else {}
+    all_errors = [*errors, *applied.errors]
+    return actions_result(command, [*failed, *applied.actions], applied.warnings, all_errors, extra=data)
+
+
+def _nothing(steps: list[Step]) -> Applied:
+    from lbctl.targets.base import Applied
+
+    return Applied(actions=[s.action_line("done") for s in steps])
+
+
+def actions_result(command: str, actions: list[Action], warnings: list[str] = (), errors: list[dict] = (),
+                   *, extra: dict | None = None) -> Result:
+    data = {"actions": [a.to_json() for a in actions], **(extra or {})}
+    return Result(command, "actions", data, tuple(warnings), tuple(errors), 1 if errors else 0)

@@ -1,0 +1,43 @@
+"""Several targets at once (spec §8): in parallel, one section each, the worst exit code; one target that
+is down does not stop the others."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Callable
+
+from lbctl.errors import LbctlError
+from lbctl.models import Result
+
+if TYPE_CHECKING:
+    from lbctl.context import Context
+    from lbctl.targets.base import Target
+
+
+def each(ctx: Context, command: str, run: Callable[[Target], Result]) -> Result:
+    targets = ctx.targets
+    if len(targets) == 1:
+        return run(targets[0])
+    with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="lbctl-target") as pool:
+        outcomes = list(pool.map(lambda target: _capture(run, target), targets))
+    parts = tuple(_part(command, target, outcome) for target, outcome in zip(targets, outcomes))
+    doc = {"targets": [{"target": p.target, "status": p.status, "exit_code": p.exit_code, "data": p.data,
+                        "warnings": list(p.warnings), "errors": list(p.errors)} for p in parts]}
+    worst = max(p.exit_code for p in parts)
+    errors = tuple({**e, "message": f"{p.target}: {e['message']}"} for p in parts for e in p.errors)
+    return Result(command, "fleet", doc, errors=errors, exit_code=worst, parts=parts)
+
+
+def _capture(run: Callable[[Target], Result], target: Target) -> Result | LbctlError:
+    try:
+        return run(target)
+    except LbctlError as exc:
+        return exc
+
+
+def _part(command: str, target: Target, outcome: Result | LbctlError) -> Result:
+    if isinstance(outcome, LbctlError):
+        return Result(command, "error", None, errors=(outcome.to_json(),), exit_code=int(outcome.exit_code),
+                      target=target.name)
+    return Result(outcome.command, outcome.kind, outcome.data, outcome.warnings, outcome.errors, outcome.exit_code,
+                  outcome.text, target=target.name)

@@ -1,0 +1,130 @@
+"""freeze a target into a plugins file; sync a plugins file into a target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lbctl import configschema, plan, plugins_file
+from lbctl.context import Context
+from lbctl.errors import LbctlError, PluginsFileError
+from lbctl.fsutil import sha256_file
+from lbctl.models import Record, Result
+from lbctl.ops.common import apply, confirm_switches, planned
+from lbctl.ops.fleet import each
+from lbctl.plugins_file import Entry
+from lbctl.resolve import Candidate, map_all
+from lbctl.targets.base import Target
+
+
+def sync(ctx: Context, file: Path, *, prune: bool = False, dry_run: bool = False, start: bool = True) -> Result:
+    entries = plugins_file.read(file)
+    return each(ctx, "sync", lambda target: sync_target(ctx, target, entries, prune=prune, dry_run=dry_run,
+                                                        start=start))
+
+
+def sync_target(ctx: Context, target: Target, entries: list[Entry], *, prune: bool, dry_run: bool,
+                start: bool) -> Result:
+    steps = file_steps(target, entries, target.records(), prune=prune)
+    if dry_run:
+        return planned("sync", steps)
+    confirm_switches(ctx, steps)
+    return apply("sync", target, steps, start=start)
+
+
+def file_steps(target: Target, entries: list[Entry], records: dict[str, Record], *, prune: bool) -> list[plan.Step]:
+    """The plan that makes `target` match the entries; a no-op plan reads no package and uses no network."""
+    needed = [e for e in entries if not satisfied(records.get(e.id), e)]
+    resolver = target.resolver
+    candidates = dict(zip([e.id for e in needed], map_all(needed, resolver.entry)))
+    configs = {e.id: _config_values(target, e, candidates.get(e.id)) for e in entries}
+    return plan.sync(records, entries, candidates, configs, prune=prune)
+
+
+def satisfied(record: Record | None, entry: Entry) -> bool:
+    """The installed package already is what the entry asks for (no resolution, no network)."""
+    if record is None or record.source != entry.source:
+        return False
+    if entry.sha256:
+        return record.sha256 == entry.sha256
+    if entry.path is not None:
+        return _has_sha(entry.path, record.sha256)
+    if entry.url is not None:
+        return record.origin == entry.url
+    from lbctl.specs import marketplace_spec, select_version
+
+    try:
+        select_version([record.version], marketplace_spec(entry.id, entry.version))
+        return True
+    except LbctlError:
+        return False
+
+
+def _has_sha(path: Path, sha256: str) -> bool:
+    try:
+        return path.is_file() and sha256_file(path) == sha256
+    except OSError:
+        return False
+
+
+def _config_values(target: Target, entry: Entry, cand: Candidate | None) -> dict | None:
+    """The validated values to set for `entry`, or None when the target already holds them."""
+    if not entry.config or (cand is None and target.config_satisfied(entry.id, entry.config)):
+        return None
+    schema = cand.info.config_schema if cand else target.schema(entry.id)
+    try:
+        values = configschema.validate(schema, entry.config)
+    except LbctlError as exc:
+        raise PluginsFileError(f"{entry.where}: {entry.id}: {exc.message}") from None
+    return None if target.config_satisfied(entry.id, values) else values
+
+
+# --- freeze ----------------------------------------------------------------------------------------
+
+
+def freeze(ctx: Context, *, with_config: bool = False, include_secrets: bool = False) -> Result:
+    return each(ctx, "freeze", lambda target: freeze_target(target, with_config, include_secrets))
+
+
+def freeze_target(target: Target, with_config: bool, include_secrets: bool) -> Result:
+    warnings: list[str] = []
+    rows = [_frozen(target, record, with_config, include_secrets, warnings)
+            for record in sorted(target.records().values(), key=lambda r: r.id)]
+    header = f"# Written by `lbctl freeze` from {target.name}; apply with `lbctl sync FILE`.\n"
+    return Result("freeze", "freeze", {"plugins": rows}, tuple(warnings), text=plugins_file.dumps(rows, header))
+
+
+def _frozen(target: Target, record: Record, with_config: bool, include_secrets: bool, warnings: list[str]) -> dict:
+    path = url = None
+    if record.source == "url":
+        url = record.origin
+    elif record.source != "marketplace":
+        found = target.package_file(record)
+        path = str(found) if found else None
+        if found is None:
+            warnings.append(f"{record.id}: its package (sha256 {record.sha256}) is not in lbctl's cache; "
+                            "the file cannot be synced until it is there (install it once with lbctl)")
+    config = _frozen_config(target, record, include_secrets, warnings) if with_config else None
+    return {"id": record.id, "version": record.version, "source": record.source, "sha256": record.sha256,
+            "path": path, "url": url, "enabled": record.enabled, "config": config, "pinned": record.pinned}
+
+
+def _frozen_config(target: Target, record: Record, include_secrets: bool, warnings: list[str]) -> dict:
+    # Keys outside the schema (stored with --force) would not pass `sync`'s validation: left out.
+    schema = target.schema(record.id)
+    names = {item["name"] for item in schema}
+    config = {k: v for k, v in target.config(record.id).items() if k in names}
+    if not include_secrets:
+        return configschema.without_secrets(schema, config)
+    hidden = [k for k, v in config.items() if _masked(v)]
+    if hidden:
+        warnings.append(f"{record.id}: {target.name} does not reveal the secret values of {', '.join(hidden)}; "
+                        "set them after a sync")
+    return {k: v for k, v in config.items() if k not in hidden}
+
+
+def _masked(value: object) -> bool:
+    if isinstance(value, dict):
+        return any(_masked(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_masked(v) for v in value)
+    return value == configschema.MASK

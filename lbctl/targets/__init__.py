@@ -1,0 +1,41 @@
+"""Targets: where plugins are installed. `local` (the environment) or a LangBot instance (by name or URL)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lbctl.errors import UsageError
+
+if TYPE_CHECKING:
+    from lbctl.context import Context
+    from lbctl.targets.base import Target
+
+LOCAL = "local"
+
+
+def is_url(name: str) -> bool:
+    return name.lower().startswith(("http://", "https://"))
+
+
+def open_targets(ctx: Context) -> list[Target]:
+    names = list(dict.fromkeys(ctx.settings.target or (LOCAL,)))
+    return [open_target(ctx, name) for name in names]
+
+
+def open_target(ctx: Context, name: str) -> Target:
+    if name == LOCAL:
+        from lbctl.targets.local import LocalTarget
+
+        return LocalTarget(ctx)
+    defined = ctx.settings.targets.get(name)
+    if defined is None and not is_url(name):
+        known = ", ".join(sorted(ctx.settings.targets)) or "none yet"
+        raise UsageError(f"Unknown target {name!r} (known: local, {known})",
+                         hint="Add it with `lbctl target add NAME URL`, or give a URL.")
+    from lbctl.targets.langbot import LangBotTarget
+
+    url = str(defined.get("url", "")) if defined is not None else name
+    if not is_url(url):
+        raise UsageError(f"Target {name!r} has no valid url in the config file",
+                         hint=f"Set it again with `lbctl target add {name} URL`.")
+    return LangBotTarget(ctx, name, url.rstrip("/"), api_key_env=(defined or {}).get("api-key-env"))

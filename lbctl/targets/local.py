@@ -1,0 +1,184 @@
+"""The local target: the environment (state.json and its package store) and, when one is up, the runtime host.
+
+Every plan is applied in one transaction of the environment (all steps or none); with a host up, the
+changed plugins are then applied at once and waited for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lbctl import configschema, lbpkg
+from lbctl.errors import LbctlError, StateCorruptError
+from lbctl.fsutil import sha256_file, write_atomic
+from lbctl.models import PackageInfo, Record
+from lbctl.plan import PACKAGE_ACTIONS
+from lbctl.targets.base import Applied, Target
+
+if TYPE_CHECKING:
+    from lbctl.plan import Step
+    from lbctl.state import State
+
+LIVE_ACTIONS = PACKAGE_ACTIONS | {"uninstall", "config", "enable", "disable"}
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class LocalTarget(Target):
+    name = "local"
+    kind = "local"
+
+    @property
+    def env(self):
+        return self.ctx.env
+
+    def records(self) -> dict[str, Record]:
+        return self.env.load().plugins
+
+    def kept_config(self) -> set[str]:
+        state = self.env.load()
+        return set(state.config) - set(state.plugins)
+
+    def package(self, plugin_id: str) -> PackageInfo:
+        record = self.record(plugin_id)
+        path = self.env.package_path(record.sha256)
+        if not path.exists():
+            raise StateCorruptError(f"The stored package of {plugin_id} is missing", plugin=plugin_id,
+                                    hint=f"Reinstall it: `lbctl install --force {record.spec or plugin_id}`.")
+        return lbpkg.read_file(path)
+
+    def schema(self, plugin_id: str) -> tuple[dict, ...]:
+        return self._stored_schema(self.record(plugin_id).sha256) or ()
+
+    def config(self, plugin_id: str) -> dict:
+        return self.env.load().config.get(plugin_id, {})
+
+    def package_file(self, record: Record) -> Path | None:
+        origin = Path(record.origin or "")
+        return origin if _has_sha(origin, record.sha256) else self.env.package_path(record.sha256)
+
+    def store_file(self, path: Path, data: bytes, mimetype: str) -> dict:
+        key = hashlib.sha256(data).hexdigest()
+        target = self.env.files_dir / key
+        if not target.exists():
+            write_atomic(target, data, mode=0o600)
+        return {"file_key": key, "mimetype": mimetype}
+
+    def live(self) -> dict[str, str]:
+        """Live plugin states from a running host, or {} when none is up (cheap: one socket probe)."""
+        if not self._host_socket().exists():
+            return {}
+        try:
+            return {p["id"]: p["state"] for p in self.host().status()["plugins"]}
+        except Exception:  # noqa: BLE001 - a stale socket or a dying host just means "no live state"
+            return {}
+
+    def host(self):
+        from lbctl.runtime.client import HostClient
+
+        return HostClient(self.env.home, timeout=self.ctx.settings.timeout)
+
+    def _host_socket(self) -> Path:
+        from lbctl.runtime.client import socket_path
+
+        return socket_path(self.env.home)
+
+    # --- changing ----------------------------------------------------------------------------------
+    def apply(self, steps: list[Step], *, start: bool = True) -> Applied:
+        applied = Applied()
+        purged: list[str] = []
+        with self.env.transaction() as state:
+            for step in steps:
+                if step.changes:
+                    applied.warnings += self._apply_one(state, step)
+                    if step.action == "purge":
+                        purged.append(step.id)
+                applied.actions.append(step.action_line("done"))
+        if purged:
+            self._purge_data(purged)
+        if start:
+            self._go_live(steps, applied)
+        return applied
+
+    def _apply_one(self, state: State, step: Step) -> list[str]:
+        if step.action in PACKAGE_ACTIONS:
+            return self._store(state, step)
+        record = state.plugins.get(step.id)
+        if step.action == "uninstall":
+            state.plugins.pop(step.id, None)
+        elif step.action == "purge":
+            state.config.pop(step.id, None)
+        elif step.action == "config":
+            base = {} if step.replace else state.config.get(step.id, {})
+            state.config[step.id] = {**base, **(step.config or {})}
+        elif step.action in ("enable", "disable") and record is not None:
+            state.plugins[step.id] = replace(record, enabled=bool(step.enabled))
+        return []
+
+    def _store(self, state: State, step: Step) -> list[str]:
+        """Store the package and record it; returns warnings (config keys the new schema dropped)."""
+        cand = step.candidate
+        assert cand is not None
+        info, cur = cand.info, state.plugins.get(step.id)
+        self.env.store_package(cand.path, info.sha256)
+        replaced = cur is not None and cur.sha256 != info.sha256
+        state.plugins[info.id] = Record(
+            id=info.id, version=info.version, source=cand.source, sha256=info.sha256, installed_at=now(),
+            spec=cand.spec, origin=cand.origin, enabled=cur.enabled if cur else True,
+            previous_sha256=cur.sha256 if replaced else (cur.previous_sha256 if cur else None),
+            previous_version=cur.version if replaced else (cur.previous_version if cur else None),
+        )
+        old_schema = self._stored_schema(cur.sha256) if cur else None
+        values, _added, dropped = configschema.merge_schema_change(
+            state.config.get(info.id, {}), info.config_schema, old_schema=old_schema)
+        state.config[info.id] = values
+        return [f"{info.id}: stored config key {key!r} is not in the new schema (kept)" for key in dropped]
+
+    def _stored_schema(self, sha256: str) -> tuple[dict, ...] | None:
+        try:
+            return lbpkg.read_config_schema(self.env.package_path(sha256))
+        except LbctlError:
+            return None
+
+    def _purge_data(self, ids: list[str]) -> None:
+        path = self.env.home / "storage.db"
+        if not path.exists():
+            return
+        from lbctl.runtime.storage import Storage
+
+        storage = Storage(path)
+        try:
+            for pid in ids:
+                storage.purge("plugin", pid)
+        finally:
+            storage.close()
+
+    def _go_live(self, steps: list[Step], applied: Applied) -> None:
+        """With a host up, apply the change now and wait until each plugin is running or failed."""
+        ids = sorted({s.id for s in steps if s.action in LIVE_ACTIONS})
+        if not ids or not self._host_socket().exists():
+            return
+        host = self.host()
+        if not host.is_up():
+            return
+        timeout = self.ctx.settings.timeout
+        states = host.reconcile_and_wait(ids, timeout=timeout)
+        applied.live = [{"id": pid, **s} for pid, s in sorted(states.items())]
+        for pid, s in sorted(states.items()):
+            if s.get("state") in ("failed", "starting"):
+                applied.warnings.append(f"{pid}: {s['state']}" + (f" ({s['error']})" if s.get("error") else ""))
+                applied.errors.append({"code": "plugin_failed", "plugin": pid, "hint": f"See `lbctl logs {pid}`.",
+                                       "message": f"{pid} is {s['state']}: {s.get('error') or 'no reason given'}"})
+
+
+def _has_sha(path: Path, sha256: str) -> bool:
+    try:
+        return path.is_file() and sha256_file(path) == sha256
+    except OSError:
+        return False
