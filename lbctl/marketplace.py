@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -14,7 +13,6 @@ from typing import IO, Any, Callable, Final, Generic, Iterable, TypeVar
 
 import httpx
 
-from lbctl import __version__
 from lbctl.errors import (
     CredentialsError,
     InvalidSpecError,
@@ -26,19 +24,17 @@ from lbctl.errors import (
     ProtocolError,
     UsageError,
 )
+from lbctl.http import (MAX_BACKOFF, RETRY_STATUSES, USER_AGENT, RetryingClient, TooLarge,  # noqa: F401
+                        backoff_delay, read_limited, retry_after)
 from lbctl.specs import ID_PART, VERSION_CHARS
 
 API: Final = "/api/v1/marketplace"
-USER_AGENT: Final = f"lbctl/{__version__}"
 MAX_PACKAGE_BYTES: Final = 64 * 1024 * 1024
 MAX_METADATA_BYTES: Final = 4 * 1024 * 1024
 MAX_ERROR_BYTES: Final = 64 * 1024
-MAX_BACKOFF: Final = 8.0
 CHUNK_SIZE: Final = 64 * 1024
 VERSION_NOT_FOUND: Final = "plugin version not found"
 SORTS: Final = {"installs": "install_count", "newest": "created_at", "updated": "updated_at"}
-RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
-RETRY_ERRORS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
 NETWORK_HINT: Final = (
     "Check the network, the proxy variables (HTTPS_PROXY, NO_PROXY) and --index-url; "
     "--offline with --find-links works without the network."
@@ -241,13 +237,10 @@ def _plugin_id(author: str, name: str) -> str:
 
 
 def _read_limited(response: httpx.Response, limit: int, subject: str) -> bytes:
-    chunks, size = [], 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > limit:
-            raise _protocol(subject, f"the answer exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return read_limited(response, limit)
+    except TooLarge:
+        raise _protocol(subject, f"the answer exceeds {limit} bytes") from None
 
 
 def _envelope(body: bytes, subject: str) -> dict:
@@ -455,47 +448,6 @@ def _publish(tmp: Path, dest_dir: Path, digest: str) -> Path:
     return target
 
 
-class RetryingClient(httpx.Client):
-    """An httpx.Client that retries GET and HEAD on connection errors and server errors.
-
-    Retrying in `send` rather than in a transport keeps httpx's proxy handling (`trust_env`), which
-    a custom transport would switch off. Downloads cut after the headers are not retried here.
-    """
-
-    def __init__(self, *, retries: int = 3, backoff: float = 0.5, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.retries = retries
-        self.backoff = backoff
-
-    def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        if request.method not in ("GET", "HEAD"):
-            return super().send(request, **kwargs)
-        for attempt in range(self.retries):
-            try:
-                response = super().send(request, **kwargs)
-            except RETRY_ERRORS:
-                time.sleep(backoff_delay(attempt, self.backoff))
-                continue
-            if not should_retry(response):
-                return response
-            response.close()
-            time.sleep(retry_after(response) or backoff_delay(attempt, self.backoff))
-        return super().send(request, **kwargs)
-
-
-def backoff_delay(attempt: int, backoff: float) -> float:
-    """Seconds to wait before retry number `attempt + 1`: exponential, at most MAX_BACKOFF."""
-    return min(backoff * 2**attempt, MAX_BACKOFF)
-
-
-def retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    try:
-        return min(max(float(value), 0.0), MAX_BACKOFF)
-    except ValueError:
-        return None
-
-
 def should_retry(response: httpx.Response) -> bool:
     """Server errors are retried, except the 500 "plugin version not found", which is an answer."""
     if response.status_code in RETRY_STATUSES:
@@ -521,6 +473,7 @@ def make_http(base_url: str, *, timeout: float = 30.0, retries: int = 3, backoff
     return RetryingClient(
         retries=retries,
         backoff=backoff,
+        retry_on=should_retry,
         base_url=base_url.rstrip("/"),
         timeout=httpx.Timeout(timeout),
         headers={"User-Agent": USER_AGENT},
