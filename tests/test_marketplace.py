@@ -88,7 +88,7 @@ def client() -> Iterator[MarketplaceClient]:
 @pytest.fixture
 def no_sleep(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     slept: list[float] = []
-    monkeypatch.setattr("lbctl.marketplace.time.sleep", slept.append)
+    monkeypatch.setattr("lbctl.http.time.sleep", slept.append)
     return slept
 
 
