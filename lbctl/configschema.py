@@ -10,13 +10,17 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable
-from typing import Any, Final
+from typing import IO, Any, Final
 
 from lbctl import tomlio
 from lbctl.errors import ConfigInvalidError
 
 MASK: Final = "***"
+# A value's size is its UTF-8 bytes (a string) or its compact JSON encoding (anything else).
+MAX_VALUE_BYTES: Final = 1 << 20
 ALIASES: Final = {
+    "int": "integer",
+    "bool": "boolean",
     "number": "float",
     "select-llm-model": "llm-model-selector",
     "select-knowledge-bases": "knowledge-base-multi-selector",
@@ -29,6 +33,7 @@ STRING_SELECTORS: Final = frozenset({
 LIST_SELECTORS: Final = frozenset({
     "knowledge-base-multi-selector", "tools-selector", "rich-tools-selector", "resources-selector",
 })
+STRING_TYPES: Final = frozenset({"string", "text", "secret", "select"})
 ROLES: Final = frozenset({"system", "user", "assistant"})
 
 # LangBot 4.11.2 `groups/plugins.py` (lbpkg-format.md §6): masking is by key name only.
@@ -49,9 +54,15 @@ _FLOAT: Final = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?
 
 
 def type_of(item: dict) -> str:
-    """The item's type with LangBot's aliases resolved; "unknown" when absent (handled as a string)."""
+    """The item's type with the aliases real plugins write resolved; "unknown" when absent."""
     kind = item.get("type")
     return ALIASES.get(kind, kind) if isinstance(kind, str) and kind else "unknown"
+
+
+def is_known_type(item: dict) -> bool:
+    """Whether lbctl knows the item's type; any other type keeps whatever JSON value it is given."""
+    kind = type_of(item)
+    return kind in STRING_TYPES or kind in _VALIDATORS or kind in DISPLAY_ONLY
 
 
 def is_display_only(item: dict) -> bool:
@@ -77,6 +88,36 @@ def _check_settable(item: dict) -> None:
         raise ConfigInvalidError(f"{item.get('name')}: type {type_of(item)} is display-only and cannot be set")
 
 
+def _too_big(subject: str) -> ConfigInvalidError:
+    return ConfigInvalidError(f"{subject} is larger than 1 MiB, the limit for a config value")
+
+
+def _size(value: Any) -> int:
+    """Bytes of `value` as stored; a string longer than the limit in characters is not encoded."""
+    if isinstance(value, str):
+        return len(value.encode("utf-8")) if len(value) <= MAX_VALUE_BYTES else MAX_VALUE_BYTES + 1
+    try:
+        return _size(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
+    except (ValueError, RecursionError):
+        return 0  # not JSON at all: the type check that follows says so
+
+
+def check_size(key: Any, value: Any) -> Any:
+    """`value` unchanged, or ConfigInvalidError (exit 2) when it is larger than MAX_VALUE_BYTES."""
+    if _size(value) > MAX_VALUE_BYTES:
+        raise _too_big(f"{key}: the value")
+    return value
+
+
+def read_value(stream: IO[str]) -> str:
+    """Read a config value from `stream` (`KEY=-`), stopping just past the size limit so that a huge
+    input is never held in memory; one trailing newline may follow a value of exactly the limit."""
+    text = stream.read(MAX_VALUE_BYTES + 2)
+    if len(text) > MAX_VALUE_BYTES + 1:
+        raise _too_big("The value read from stdin")
+    return text
+
+
 # --- command-line strings ----------------------------------------------------------------------
 
 
@@ -88,13 +129,31 @@ def convert(item: dict, raw: str) -> Any:
     becomes `{"primary": uuid, "fallbacks": []}`. Other selectors keep the string unless it parses
     as a JSON list/object; list-valued ones also take comma-separated names. `file`/`array[file]`
     take only JSON `{file_key, mimetype}` values: uploading `KEY=@path` is the caller's job.
+    A type lbctl does not know takes JSON or plain text (`_parse_unknown`). Over 1 MiB is refused.
     """
     _check_settable(item)
-    return validate_value(item, _PARSERS.get(type_of(item), _keep)(item, raw))
+    check_size(item.get("name"), raw)
+    parse = _PARSERS.get(type_of(item), _keep if is_known_type(item) else _parse_unknown)
+    return validate_value(item, parse(item, raw))
 
 
 def _keep(item: dict, raw: str) -> str:
     return raw
+
+
+def _parse_unknown(item: dict, raw: str) -> Any:
+    # A type lbctl does not know: the string when the plugin's default is one, else JSON when the
+    # text parses (so `5`, `true`, `[1]`, `{"a": 1}` keep their kind), else the string as given.
+    # A null is refused: TOML has none, so the value could not go through freeze or export.
+    if isinstance(item.get("default"), str):
+        return raw
+    try:
+        value = json.loads(raw, parse_constant=_reject_constant)
+    except ValueError:
+        return raw
+    if _has_null(value):
+        raise _fail(item, "a string, number, boolean, list or table without null", raw)
+    return value
 
 
 def _parse_integer(item: dict, raw: str) -> int:
@@ -188,7 +247,20 @@ def validate_value(item: dict, value: Any) -> Any:
     _check_settable(item)
     if value is None:
         return None
-    return _VALIDATORS.get(type_of(item), _check_string)(item, value)
+    check_size(item.get("name"), value)
+    if _is_own_default(item, value):
+        return value
+    check = _VALIDATORS.get(type_of(item), _check_string if is_known_type(item) else _check_unknown)
+    return check(item, value)
+
+
+def _is_own_default(item: dict, value: Any) -> bool:
+    # lbctl stores a package's declared default as it stands, so it must pass even when the
+    # plugin's author gave it another type (`type: integer`, `default: ""`).
+    default = item.get("default")
+    if default is None or not _is_json(default) or not _is_json(value):
+        return False
+    return json.dumps(value, sort_keys=True) == json.dumps(default, sort_keys=True)
 
 
 def _check_string(item: dict, value: Any) -> str:
@@ -251,6 +323,12 @@ def _is_json(value: Any) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
     return value is None or isinstance(value, (str, int))
+
+
+def _check_unknown(item: dict, value: Any) -> Any:
+    if not _is_json(value):
+        raise _fail(item, "a string, number, boolean, list or table", value)
+    return value
 
 
 def _check_json(item: dict, value: Any) -> Any:
@@ -331,7 +409,7 @@ def validate(schema: Iterable[dict], values: dict, *, force: bool = False) -> di
         if key in items:
             result[key] = validate_value(items[key], value)
         elif force:
-            result[key] = value
+            result[key] = check_size(key, value)
         else:
             known = ", ".join(items) or "none"
             raise ConfigInvalidError(f"{key}: not a config key of this plugin (known: {known})",

@@ -1,3 +1,5 @@
+import datetime
+import io
 import json
 import math
 
@@ -26,6 +28,9 @@ def item(kind, **fields):
     ("float", "1.5", 1.5),
     ("float", "3", 3.0),
     ("number", "-2e3", -2000.0),
+    ("int", "4", 4),
+    ("bool", "false", False),
+    ("bool", "Yes", True),
     ("boolean", "TRUE", True),
     ("boolean", "yes", True),
     ("boolean", "0", False),
@@ -34,6 +39,14 @@ def item(kind, **fields):
     ("text", "a\nb", "a\nb"),
     ("secret", "s3cr3t", "s3cr3t"),
     ("some-future-type", "x", "x"),
+    ("some-future-type", "5", 5),
+    ("some-future-type", "true", True),
+    ("some-future-type", "2.5", 2.5),
+    ("some-future-type", '{"a": [1, "b"]}', {"a": [1, "b"]}),
+    ("some-future-type", "007", "007"),
+    ("some-future-type", "NaN", "NaN"),
+    ("some-future-type", '"quoted"', "quoted"),
+    (None, "[1]", [1]),
     ("array[string]", "a, b ,c,", ["a", "b", "c"]),
     ("array[string]", '["a, b", "c"]', ["a, b", "c"]),
     ("array[string]", "", []),
@@ -61,11 +74,12 @@ def test_convert_accepts(kind, raw, expected):
 @pytest.mark.parametrize(("kind", "raw"), [
     ("integer", "1.5"), ("integer", "true"), ("integer", ""), ("integer", "1e3"), ("integer", "9" * 5000),
     ("float", "abc"), ("float", "nan"), ("float", "inf"), ("float", "1e999"), ("float", "true"),
-    ("boolean", "maybe"), ("boolean", ""),
+    ("boolean", "maybe"), ("boolean", ""), ("bool", "off"), ("int", "4.5"),
     ("array[string]", '["a", 1]'), ("array[string]", "[not json"),
     ("prompt-editor", '[{"role": "robot", "content": "x"}]'), ("prompt-editor", "[1]"),
     ("json", "not json"), ("json", "NaN"),
     ("tools-selector", "[1, 2]"),
+    ("some-future-type", "null"), ("some-future-type", '{"a": [1, null]}'),
     ("model-fallback-selector", '{"fallbacks": []}'),
     ("file", "./picture.png"), ("file", '{"file_key": "f"}'), ("array[file]", '{"file_key": "f", "mimetype": "x"}'),
 ])
@@ -99,6 +113,8 @@ def test_display_only_cannot_be_set(kind):
 
 
 def test_aliases_are_normalised():
+    assert cs.type_of({"type": "int"}) == "integer"
+    assert cs.type_of({"type": "bool"}) == "boolean"
     assert cs.type_of({"type": "number"}) == "float"
     assert cs.type_of({"type": "select-llm-model"}) == "llm-model-selector"
     assert cs.type_of({"type": "select-knowledge-bases"}) == "knowledge-base-multi-selector"
@@ -117,6 +133,17 @@ def test_secret_value_is_not_echoed_in_errors():
     ("json", {"a": None}, {"a": None}),
     ("select", "anything", "anything"),
     ("unknown", None, None),
+    ("int", 4, 4),
+    ("int", 4.0, 4),
+    ("bool", False, False),
+    ("number", 2, 2.0),
+    ("some-future-type", "s", "s"),
+    ("some-future-type", 5, 5),
+    ("some-future-type", 2.5, 2.5),
+    ("some-future-type", True, True),
+    ("some-future-type", ["a", 1, {"b": None}], ["a", 1, {"b": None}]),
+    ("some-future-type", {"t": {"u": [True]}}, {"t": {"u": [True]}}),
+    (None, {"x": 1}, {"x": 1}),
 ])
 def test_validate_value_converts_losslessly(kind, value, expected):
     result = cs.validate_value(item(kind), value)
@@ -127,6 +154,9 @@ def test_validate_value_converts_losslessly(kind, value, expected):
     ("integer", True), ("integer", 1.5), ("integer", "1"),
     ("float", False), ("float", "1.5"), ("float", math.inf), ("float", 2**60 + 1),
     ("boolean", 1), ("string", 5), ("array[string]", "a,b"), ("json", {1: "x"}),
+    ("int", "4"), ("int", True), ("bool", "false"), ("bool", 0), ("number", "1.5"),
+    ("some-future-type", math.nan), ("some-future-type", datetime.date(2025, 1, 1)),
+    ("some-future-type", {"when": datetime.time(1, 2)}), ("some-future-type", {1: "x"}),
 ])
 def test_validate_value_rejects(kind, value):
     with pytest.raises(ConfigInvalidError):
@@ -253,6 +283,8 @@ def test_merge_schema_change():
 
 ROUND_TRIP_SCHEMA = (
     {"name": "i", "type": "integer"}, {"name": "f", "type": "number"}, {"name": "b", "type": "boolean"},
+    {"name": "i2", "type": "int"}, {"name": "b2", "type": "bool"}, {"name": "odd", "type": "colour-picker"},
+    {"name": "odd_text", "type": "colour-picker", "default": "red"},
     {"name": "s", "type": "string"}, {"name": "api_key", "type": "secret"},
     {"name": "sel", "type": "select", "options": [{"name": "x"}, {"name": "y"}], "allow_custom": True},
     {"name": "tags", "type": "array[string]"}, {"name": "prompt", "type": "prompt-editor"},
@@ -284,3 +316,94 @@ def test_converted_values_survive_toml(pairs):
     left_out = cs.toml_omitted(ROUND_TRIP_SCHEMA, values, include_secrets=True)
     expected = {k: v for k, v in values.items() if v is not None and k not in left_out}
     assert cs.validate(ROUND_TRIP_SCHEMA, cs.from_toml(text)) == expected
+
+
+@pytest.mark.parametrize(("kind", "default"), [
+    ("integer", ""), ("select", ""), ("boolean", "no"), ("string", 10), ("array[string]", [1, 2]),
+])
+def test_a_plugins_own_default_passes_whatever_its_declared_type(kind, default):
+    entry = item(kind, default=default, options=[{"name": "a"}])
+    assert cs.validate_value(entry, default) == default
+    assert type(cs.validate_value(entry, default)) is type(default)
+    with pytest.raises(ConfigInvalidError):
+        cs.validate_value({**entry, "default": None}, default)
+
+
+@pytest.mark.parametrize(("kind", "default", "other"), [
+    ("string", 1, True), ("string", True, 1), ("string", 1, 1.0), ("string", {"a": 1}, {"a": True}),
+])
+def test_only_the_exact_default_is_excused(kind, default, other):
+    with pytest.raises(ConfigInvalidError):
+        cs.validate_value(item(kind, default=default), other)
+
+
+LIMIT = cs.MAX_VALUE_BYTES
+
+
+@pytest.mark.parametrize("kind", ["string", "text", "secret", "json", "some-future-type", None])
+def test_values_up_to_one_mib_are_kept(kind):
+    assert LIMIT == 1024 * 1024
+    value = "x" * LIMIT
+    assert cs.validate_value(item(kind), value) == value
+    raw = json.dumps(value[2:]) if kind == "json" else value
+    assert cs.convert(item(kind, default=""), raw) == (value[2:] if kind == "json" else value)
+
+
+@pytest.mark.parametrize(("kind", "value"), [
+    ("string", "x" * (LIMIT + 1)),
+    ("string", "é" * (LIMIT // 2 + 1)),  # fewer characters than the limit, more bytes
+    ("secret", "s" * (LIMIT + 1)),
+    ("array[string]", ["abcdefgh"] * (LIMIT // 10)),
+    ("json", {"a": "x" * LIMIT}),
+    ("some-future-type", "y" * (3 * LIMIT)),
+    ("some-future-type", list(range(LIMIT // 2))),
+    ("some-future-type", {"t": {"u": "z" * LIMIT}}),
+    ("integer", "9" * (LIMIT + 1)),
+])
+def test_values_over_one_mib_are_refused(kind, value):
+    with pytest.raises(ConfigInvalidError) as info:
+        cs.validate_value(item(kind), value)
+    assert info.value.exit_code == ExitCode.BAD_INPUT
+    assert info.value.message == "k: the value is larger than 1 MiB, the limit for a config value"
+
+
+@pytest.mark.parametrize("kind", ["string", "integer", "json", "array[string]", "prompt-editor", "some-future-type"])
+def test_convert_refuses_a_huge_string_before_parsing_it(kind):
+    with pytest.raises(ConfigInvalidError, match="larger than 1 MiB"):
+        cs.convert(item(kind), "[" + "1," * LIMIT + "1]")
+
+
+def test_unknown_keys_stored_with_force_are_limited_too():
+    assert cs.validate((), {"extra": "x" * LIMIT}, force=True) == {"extra": "x" * LIMIT}
+    with pytest.raises(ConfigInvalidError, match="^extra: the value is larger than 1 MiB"):
+        cs.validate((), {"extra": ["x" * LIMIT]}, force=True)
+
+
+class EndlessStream(io.TextIOBase):
+    """stdin that never ends: reading all of it would never return."""
+
+    def __init__(self) -> None:
+        self.served = 0
+
+    def read(self, size: int | None = -1) -> str:
+        assert size is not None and size >= 0, "the whole stream was asked for"
+        self.served += size
+        return "v" * size
+
+
+def test_read_value_stops_just_past_the_limit():
+    stream = EndlessStream()
+    with pytest.raises(ConfigInvalidError, match="^The value read from stdin is larger than 1 MiB"):
+        cs.read_value(stream)
+    assert stream.served <= LIMIT + 2
+
+
+@pytest.mark.parametrize("text", ["", "short\n", "x" * LIMIT, "x" * LIMIT + "\n", "x" * (LIMIT + 1)])
+def test_read_value_returns_what_fits(text):
+    assert cs.read_value(io.StringIO(text)) == text
+
+
+@pytest.mark.parametrize("text", ["x" * (LIMIT + 2), "x" * LIMIT + "\nmore", "x" * (5 * LIMIT)])
+def test_read_value_never_truncates_silently(text):
+    with pytest.raises(ConfigInvalidError):
+        cs.read_value(io.StringIO(text))
