@@ -74,7 +74,7 @@ def _convert(target: Target, schema, key: str, raw: str, force: bool, read_stdin
         if not force:
             known = ", ".join(i["name"] for i in schema) or "none"
             raise ConfigInvalidError(f"Unknown config key {key!r} (known: {known})", hint="Pass --force to store it anyway.")
-        return raw
+        return schema_mod.check_size(key, raw)
     if schema_mod.type_of(item) in FILE_TYPES and raw.startswith("@"):
         refs = [_store_file(target, Path(part.lstrip("@")).expanduser()) for part in raw.split(",@")]
         return refs if schema_mod.type_of(item) == "array[file]" else refs[0]

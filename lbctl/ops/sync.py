@@ -113,6 +113,10 @@ def _frozen_config(target: Target, record: Record, include_secrets: bool, warnin
     schema = target.schema(record.id)
     names = {item["name"] for item in schema}
     config = {k: v for k, v in target.config(record.id).items() if k in names}
+    nulls = [k for k in configschema.toml_omitted(schema, config, include_secrets=True) if config.get(k) is not None]
+    if nulls:
+        warnings.append(f"{record.id}: {', '.join(nulls)} hold a null, which TOML cannot express; left out")
+    config = {k: v for k, v in config.items() if k not in nulls}
     if not include_secrets:
         return configschema.without_secrets(schema, config)
     hidden = [k for k, v in config.items() if _masked(v)]
