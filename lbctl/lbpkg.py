@@ -1,6 +1,7 @@
 """Read and validate .lbpkg files. Pure: no network, no environment state.
 
-Every rule of spec §7 and lbpkg-format.md §3, §4 and §7; any defect raises PackageInvalidError.
+Every rule of spec §7 and lbpkg-format.md §3, §4 and §7 (requirements.txt: §7.3, as the runtime reads it);
+any defect raises PackageInvalidError.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final, Iterator
 
+from lbctl import requirements
 from lbctl.errors import PackageInvalidError
 from lbctl.fsutil import sha256_file
 from lbctl.models import Component, PackageInfo
@@ -90,6 +92,12 @@ def read_config_schema(path: Path) -> tuple[dict, ...]:
         return _check_config(manifest["spec"].get("config"))
 
 
+def read_requirements(path: Path) -> tuple[str, ...]:
+    """Only the requirements of a package that was validated when it was stored (cheap)."""
+    with _refusing(str(path)), zipfile.ZipFile(path) as archive:
+        return _requirements(archive, {i.filename: i for i in archive.infolist()})
+
+
 def _read_archive(archive: zipfile.ZipFile, sha256: str, size: int) -> PackageInfo:
     files = _check_entries(archive.infolist())
     manifest = _load_manifest(archive, files)
@@ -108,6 +116,7 @@ def _read_archive(archive: zipfile.ZipFile, sha256: str, size: int) -> PackageIn
         config_schema=_check_config(spec.get("config")),
         sha256=sha256,
         size=size,
+        requirements=_requirements(archive, files),
     )
 
 
@@ -213,6 +222,15 @@ def _load_manifest(archive: zipfile.ZipFile, files: dict[str, zipfile.ZipInfo]) 
     if spec["components"] is not None and not isinstance(spec["components"], dict):
         raise _fail("manifest.yaml spec.components must be a mapping")
     return manifest
+
+
+def _requirements(archive: zipfile.ZipFile, files: dict[str, zipfile.ZipInfo]) -> tuple[str, ...]:
+    info = files.get("requirements.txt")
+    if info is None:
+        return ()
+    with archive.open(info) as stream:
+        raw = stream.read(requirements.MAX_BYTES + 1)
+    return requirements.parse(raw)
 
 
 def _short(value: Any) -> str:

@@ -12,7 +12,7 @@ from pkgfactory import make_lbpkg
 
 from conftest import FIXTURE_ID
 
-CHECKS = ["environment", "packages", "config", "marketplace", "runtime", "host"]
+CHECKS = ["environment", "packages", "config", "dependencies", "marketplace", "runtime", "host"]
 
 
 def checks(run) -> dict[str, dict]:

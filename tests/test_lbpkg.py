@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import FIXTURE_LBPKG, tree_snapshot
-from lbctl import lbpkg
+from lbctl import lbpkg, requirements
 from lbctl.errors import PackageInvalidError
+from pkgfactory import make_lbpkg
 
 FIXTURE = FIXTURE_LBPKG.read_bytes()
 MANIFEST = zipfile.ZipFile(io.BytesIO(FIXTURE)).read("manifest.yaml").decode()
@@ -187,3 +188,42 @@ def test_valid_runner_is_read_as_a_component():
     manifest = MANIFEST.replace("    Command:\n", "    Runner:\n      fromFiles: [r.yaml]\n    Command:\n")
     info = lbpkg.read_bytes(rezip(manifest=manifest, extra=[("r.yaml", RUNNER.format(spec="{usages: [agent]}"))]))
     assert [c.name for c in info.components_by_kind()["Runner"]] == ["r"]
+
+
+# requirements.txt (lbpkg-format.md §7.3); the refusals through the CLI are in test_deps_requirements.py
+
+
+def test_requirements_are_read_from_the_root_file_only(tmp_path):
+    path = tmp_path / "p.lbpkg"
+    path.write_bytes(make_lbpkg("a", "b", "1.0.0", extra_files={"requirements.txt": "langbot-plugin\nmmh3>=4\n",
+                                                                  "sub/requirements.txt": "-i http://x\n"}))
+    assert lbpkg.read_file(path).requirements == ("langbot-plugin", "mmh3>=4")
+    assert lbpkg.read_requirements(path) == ("langbot-plugin", "mmh3>=4")
+
+
+@pytest.mark.parametrize(("line", "runtime", "accepted"), [
+    ("langbot-plugin==0.6.1", "0.6.3", True),   # the runtime reads an exact 0.6 pin as a minimum
+    ("langbot-plugin==0.6.4", "0.6.3", False),
+    ("langbot-plugin==0.6.1", "0.7.18", False),
+    ("langbot-plugin==0.6.*", "0.6.3", True),
+    ("langbot-plugin>=0.7", "0.8.0b1", True),    # pre-releases of the runtime count
+    ("LangBot_Plugin<0.7", "0.7.18", False),     # names compare canonicalised
+])
+def test_the_runtime_sdk_specifier_is_checked_as_the_runtime_checks_it(line, runtime, accepted):
+    if accepted:
+        assert requirements.parse(line.encode(), runtime=runtime) == (line,)
+    else:
+        with pytest.raises(PackageInvalidError, match="line 1: .* does not accept"):
+            requirements.parse(line.encode(), runtime=runtime)
+
+
+def test_requirements_size_limit_is_one_mebibyte_inclusive():
+    exact = b"mmh3\n" + b"#" * (1024 * 1024 - 6) + b"\n"
+    assert len(exact) == 1024 * 1024 and requirements.parse(exact) == ("mmh3",)
+    with pytest.raises(PackageInvalidError, match="larger than"):
+        requirements.parse(exact + b"\n")
+
+
+def test_installable_requirements_leave_out_the_runtime_sdk():
+    assert requirements.installable(["LangBot_Plugin>=0.7", "mmh3>=4", 'humanize; python_version > "3"']) == [
+        "mmh3>=4", 'humanize; python_version > "3"']

@@ -70,9 +70,9 @@ _registered: list[bool] = []
 def _register() -> None:
     if _registered:
         return
-    from lbctl.cli import config, environment, market, misc, packages, runtime
+    from lbctl.cli import config, deps, environment, market, misc, packages, runtime
 
-    for module in (packages, market, config, environment, runtime, misc):
+    for module in (packages, market, config, environment, runtime, deps, misc):
         module.register(app)
     _registered.append(True)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -24,13 +25,16 @@ def serve(
     connect: Annotated[Optional[str], typer.Option("--connect", help="Attach to a dedicated runtime: ws://HOST:PORT/control/ws.")] = None,
     token_env: Annotated[Optional[str], typer.Option("--token-env", help="Environment variable holding the control token.")] = None,
     pypi_index_url: Annotated[Optional[str], typer.Option("--pypi-index-url", help="Package index for plugin dependencies.")] = None,
+    wheelhouse: Annotated[Optional[Path], typer.Option(
+        "--wheelhouse", metavar="DIR", envvar="LBCTL_WHEELHOUSE",
+        help="Serve DIR/wheels (or DIR) on loopback as the runtime's only index (env LBCTL_WHEELHOUSE).")] = None,
 ) -> None:
     """Run the installed plugins in the foreground (SIGTERM/SIGINT stop everything)."""
     from lbctl.ops import runtime
 
     ctx.obj.renderer.setup_logging()
-    ctx.obj.render(runtime.serve(ctx.obj.context, connect=connect, token_env=token_env,
-                                 pypi_index_url=pypi_index_url, on_event=ctx.obj.renderer.event))
+    ctx.obj.render(runtime.serve(ctx.obj.context, connect=connect, token_env=token_env, pypi_index_url=pypi_index_url,
+                                 wheelhouse=wheelhouse, on_event=ctx.obj.renderer.event))
 
 
 @runtime_app.command("status")

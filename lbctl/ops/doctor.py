@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 
-from lbctl import configschema, lbpkg
+from lbctl import configschema, lbpkg, requirements
 from lbctl.context import Context
 from lbctl.errors import LbctlError
 from lbctl.fsutil import sha256_file
@@ -27,7 +27,7 @@ def doctor(ctx: Context) -> Result:
         checks.append(_environment_ok(ctx, state))
     except LbctlError as exc:
         checks.append(_check("environment", False, exc.message, exc.hint))
-    for name, fn in (("packages", _packages), ("config", _config)):
+    for name, fn in (("packages", _packages), ("config", _config), ("dependencies", _dependencies)):
         if state is None:
             checks.append(_check(name, False, "not checked: the environment state is unreadable"))
         else:
@@ -35,8 +35,9 @@ def doctor(ctx: Context) -> Result:
     checks.append(_marketplace(ctx))
     host = _host_status(ctx)
     checks += [_runtime(host), _host(host)]
-    failed = any(not c["ok"] for c in checks)
-    return Result("doctor", "doctor", {"checks": checks}, exit_code=1 if failed else 0)
+    errors = tuple({"code": "check_failed", "message": f"{c['name']}: {c['detail']}", "hint": c["hint"],
+                    "plugin": None} for c in checks if not c["ok"])
+    return Result("doctor", "doctor", {"checks": checks}, errors=errors, exit_code=1 if errors else 0)
 
 
 def _environment_ok(ctx: Context, state: State) -> dict:
@@ -84,6 +85,40 @@ def _config(ctx: Context, state: State) -> dict:
     checked = len(state.plugins) - len(unreadable)
     detail = f"required config filled for {_plural(checked, 'plugin')}"
     return _check("config", True, detail + (f" (not checked: {', '.join(unreadable)})" if unreadable else ""))
+
+
+def _dependencies(ctx: Context, state: State) -> dict:
+    """Whether every plugin's requirements resolve from where the runtime will get them (pip's dry run)."""
+    from lbctl.ops import deps
+
+    needed = _requirements(ctx, state)
+    if not needed:
+        return _check("dependencies", True, "no plugin needs more than langbot-plugin")
+    try:
+        kind, where = source = deps.configured_source()
+        if kind == "index" and ctx.settings.offline:
+            detail = f"not checked: offline (set {deps.WHEELHOUSE_ENV} to check a wheelhouse)"
+            return _check("dependencies", True, detail)
+        problems, packages = deps.unresolvable(needed, source, timeout=ctx.settings.timeout)
+    except LbctlError as exc:
+        return _check("dependencies", False, exc.message, exc.hint)
+    if problems:
+        return _check("dependencies", False, f"not resolvable from {kind} {where}: {'; '.join(problems)}",
+                      "Add them to the wheelhouse with `lbctl deps download -d DIR`, or fix the requirement.")
+    return _check("dependencies", True, f"requirements of {_plural(len(needed), 'plugin')} resolve from {kind} "
+                  f"{where} ({_plural(packages, 'package')})")
+
+
+def _requirements(ctx: Context, state: State) -> dict[str, list[str]]:
+    found = {}
+    for pid, record in sorted(state.plugins.items()):
+        try:
+            needed = requirements.installable(lbpkg.read_requirements(ctx.env.package_path(record.sha256)))
+        except LbctlError:
+            continue  # the packages check reports a missing or unreadable package
+        if needed:
+            found[pid] = needed
+    return found
 
 
 def _marketplace(ctx: Context) -> dict:

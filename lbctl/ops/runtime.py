@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Callable, Iterator
 
 from lbctl.context import Context
@@ -17,7 +18,10 @@ def _client(ctx: Context, timeout: float = 60.0):
 
 
 def serve(ctx: Context, *, connect: str | None = None, token_env: str | None = None,
-          pypi_index_url: str | None = None, on_event: Callable[[dict], None] | None = None) -> Result:
+          pypi_index_url: str | None = None, wheelhouse: Path | None = None,
+          on_event: Callable[[dict], None] | None = None) -> Result:
+    """Host the runtime until SIGTERM/SIGINT; with `wheelhouse`, a local index serves plugin dependencies."""
+    from lbctl.ops.deps import runtime_index
     from lbctl.runtime.host import serve as run_host
 
     token = None
@@ -25,7 +29,8 @@ def serve(ctx: Context, *, connect: str | None = None, token_env: str | None = N
         token = os.environ.get(token_env)
         if not token:
             raise UsageError(f"The environment variable {token_env} is not set", hint="It must hold the runtime's control token.")
-    code = run_host(ctx.env, connect=connect, token=token, pypi_index_url=pypi_index_url, on_event=on_event)
+    with runtime_index(wheelhouse, pypi_index_url, connect) as index_url:
+        code = run_host(ctx.env, connect=connect, token=token, pypi_index_url=index_url, on_event=on_event)
     return Result("runtime serve", "none", {"stopped": True}, exit_code=code)
 
 

@@ -1,0 +1,175 @@
+"""Plugin dependencies: wheels for offline installs (`deps download`), a local index (`index serve`,
+`runtime serve --wheelhouse`), and whether requirements resolve (`doctor`)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import threading
+from pathlib import Path
+from typing import Callable, Iterator, Mapping, Sequence
+
+from lbctl import lbpkg, requirements, wheelhouse
+from lbctl.context import Context
+from lbctl.errors import LbctlError, NetworkError, UsageError
+from lbctl.fsutil import sha256_file
+from lbctl.models import Result
+
+WHEELHOUSE_ENV = "LBCTL_WHEELHOUSE"
+INDEX_ENV = "LANGBOT_PLUGIN_PYPI_INDEX_URL"  # the runtime's own setting, inherited by the runtime we start
+PYPI = "https://pypi.org/simple"
+_PYTHON_VERSION = re.compile(r"^\d+(\.\d+){0,2}$")
+_PLATFORM = re.compile(r"^[A-Za-z0-9_.]+$")
+_NO_VERSION = re.compile(r"satisfies the requirement (\S+)( \(from [^)]*\))? \(from versions: (.*)\)")
+
+
+def download_wheels(ctx: Context, package_paths: Sequence[Path], dest_dir: Path, *,
+                    python_version: str | None = None, platform: str | None = None) -> list[dict]:
+    """Save the requirements of every package as wheels under DEST/wheels: one entry per wheel.
+
+    Each plugin's requirements are resolved together, with their own dependencies, as the runtime installs
+    them; plugins are resolved apart because the runtime gives each its own environment.
+    """
+    _check_target(python_version, platform)
+    wheels: dict[str, dict] = {}
+    for path in package_paths:
+        info = lbpkg.read_file(Path(path))
+        needed = requirements.installable(info.requirements)
+        if not needed:
+            continue
+        try:
+            files = wheelhouse.fetch(needed, Path(dest_dir) / "wheels", python_version=python_version,
+                                     platform=platform, offline=ctx.settings.offline)
+        except LbctlError as exc:
+            raise type(exc)(f"{info.id}: {exc.message}", hint=exc.hint, plugin=info.id) from None
+        for file in files:
+            wheels.setdefault(file.name, _wheel(file))["plugins"].append(info.id)
+    return sorted(wheels.values(), key=lambda w: w["file"])
+
+
+def download(ctx: Context, dest_dir: Path, *, python_version: str | None = None,
+             platform: str | None = None) -> Result:
+    """`deps download`: the wheels of everything installed."""
+    state = ctx.env.load()
+    paths = [ctx.env.package_path(record.sha256) for _, record in sorted(state.plugins.items())]
+    wheels = download_wheels(ctx, paths, dest_dir, python_version=python_version, platform=platform)
+    lines = [f"saved {w['name']} {w['version']} -> {w['path']} ({', '.join(w['plugins'])})\n" for w in wheels]
+    warnings = () if wheels else ("No installed plugin has requirements beyond langbot-plugin: nothing to save.",)
+    return Result("deps download", "wheels", {"wheels": wheels, "path": str(Path(dest_dir) / "wheels")},
+                  warnings=warnings, text="".join(lines))
+
+
+def serve_index(ctx: Context, path: Path, *, host: str = "127.0.0.1", port: int = 8080,
+                on_ready: Callable[[str], None] | None = None) -> Result:
+    """`index serve`: serve a wheelhouse until SIGTERM or SIGINT."""
+    from lbctl import index
+
+    with index.serving(path, host=host, port=port) as server:
+        if on_ready:
+            on_ready(server.url)
+        _wait_for_signal()
+        served = len(server.requests)
+    return Result("index serve", "none", {"url": server.url, "root": str(server.root), "requests": served})
+
+
+@contextlib.contextmanager
+def runtime_index(wheelhouse_dir: Path | None, pypi_index_url: str | None, connect: str | None) -> Iterator[str | None]:
+    """The index URL for the runtime we start: a local one serving `wheelhouse_dir` while the block runs."""
+    if wheelhouse_dir is None:
+        yield pypi_index_url
+        return
+    if pypi_index_url or connect:
+        other = "--pypi-index-url" if pypi_index_url else "--connect"
+        raise UsageError(f"--wheelhouse cannot be combined with {other}",
+                         hint="A runtime attached with --connect has its own index: serve it with `lbctl index serve`.")
+    from lbctl import index
+
+    with index.serving(wheelhouse_dir) as server:
+        yield server.url
+
+
+def configured_source(environ: Mapping[str, str] = os.environ) -> tuple[str, Path | str]:
+    """Where the runtime gets dependencies: ("wheelhouse", DIR) or ("index", URL), as `runtime serve` does."""
+    if environ.get(WHEELHOUSE_ENV):
+        from lbctl.index import wheel_dir
+
+        return "wheelhouse", wheel_dir(Path(environ[WHEELHOUSE_ENV]))
+    return "index", environ.get(INDEX_ENV) or PYPI
+
+
+def unresolvable(requirements_by_plugin: Mapping[str, Sequence[str]], source: tuple[str, Path | str], *,
+                 timeout: float) -> tuple[list[str], int]:
+    """Every requirement that does not resolve, as 'plugin: requirement (why)', and how many packages did.
+
+    A plugin's requirements are resolved together; when that fails each is tried alone to name the culprits.
+    NetworkError propagates: an unreachable index says nothing about the requirements.
+    """
+    problems: list[str] = []
+    packages = 0
+    for plugin_id, needed in sorted(requirements_by_plugin.items()):
+        try:
+            packages += len(_resolve(needed, source, timeout))
+        except NetworkError:
+            raise
+        except LbctlError as exc:
+            problems += _culprits(plugin_id, needed, source, timeout, exc)
+    return problems, packages
+
+
+def _culprits(plugin_id: str, needed: Sequence[str], source: tuple[str, Path | str], timeout: float,
+              failure: LbctlError) -> list[str]:
+    if len(needed) == 1:
+        return [f"{plugin_id}: {needed[0]} ({_why(failure.message)})"]
+    found = []
+    for requirement in needed:
+        try:
+            _resolve([requirement], source, timeout)
+        except NetworkError:
+            raise
+        except LbctlError as exc:
+            found.append(f"{plugin_id}: {requirement} ({_why(exc.message)})")
+    return found or [f"{plugin_id}: its requirements conflict ({failure.message})"]
+
+
+def _why(message: str) -> str:
+    match = _NO_VERSION.search(message)
+    if match is None:
+        return message
+    missing, transitive, versions = match.groups()
+    what = "not found" if versions == "none" else f"no matching version; available: {versions}"
+    return f"needs {missing}, {what}" if transitive else what
+
+
+def _resolve(needed: Sequence[str], source: tuple[str, Path | str], timeout: float) -> list[dict]:
+    kind, where = source
+    if kind == "wheelhouse":
+        return wheelhouse.resolve(needed, find_links=Path(where), timeout=timeout)
+    return wheelhouse.resolve(needed, index_url=str(where), timeout=timeout)
+
+
+def _wheel(path: Path) -> dict:
+    from packaging.utils import parse_wheel_filename
+
+    name, version, _, _ = parse_wheel_filename(path.name)
+    return {"name": str(name), "version": str(version), "file": path.name, "path": str(path),
+            "sha256": sha256_file(path), "plugins": []}
+
+
+def _check_target(python_version: str | None, platform: str | None) -> None:
+    if python_version is not None and not _PYTHON_VERSION.match(python_version):
+        raise UsageError(f"Invalid --python-version {python_version!r}: use X.Y, e.g. 3.11")
+    if platform is not None and not _PLATFORM.match(platform):
+        raise UsageError(f"Invalid --platform {platform!r}: use a wheel platform tag, e.g. manylinux2014_x86_64")
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

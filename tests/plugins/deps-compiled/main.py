@@ -1,0 +1,8 @@
+from __future__ import annotations
+
+from langbot_plugin.api.definition.plugin import BasePlugin
+
+
+class DepsCompiled(BasePlugin):
+    async def initialize(self) -> None:
+        pass
