@@ -29,11 +29,16 @@ def wheel_dir(path: Path) -> Path:
 
 class _Server(socketserver.ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    served = 0
+    lock = threading.Lock()
 
 
 class _Handler(WSGIRequestHandler):
+    server: _Server
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - the stdlib's signature
-        self.server.requests.append(args[0] if args else "")  # type: ignore[attr-defined]
+        with self.server.lock:
+            self.server.served += 1
         log.info("%s %s", self.client_address[0], format % args)
 
 
@@ -46,10 +51,9 @@ class IndexServer:
         logging.getLogger("pypiserver").setLevel(logging.WARNING)  # our handler logs each request once
         app = pypiserver.app(roots=[root], disable_fallback=True, hash_algo="sha256", backend_arg="simple-dir")
         try:
-            self._server = make_server(host, port, app, server_class=_Server, handler_class=_Handler)
+            self._server: _Server = make_server(host, port, app, server_class=_Server, handler_class=_Handler)
         except OSError as exc:
             raise PreconditionError(f"Cannot serve the index on {host}:{port}: {exc.strerror or exc}") from None
-        self._server.requests = []  # type: ignore[attr-defined]
         self.root, self.host = root, host
         self._thread = threading.Thread(target=self._server.serve_forever, name="lbctl-index", daemon=True)
 
@@ -63,8 +67,9 @@ class IndexServer:
         return f"http://{host}:{self.port}/simple/"
 
     @property
-    def requests(self) -> list[str]:
-        return list(self._server.requests)  # type: ignore[attr-defined]
+    def served(self) -> int:
+        """How many requests were answered."""
+        return self._server.served
 
     def start(self) -> IndexServer:
         self._thread.start()

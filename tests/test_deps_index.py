@@ -173,3 +173,20 @@ def test_deps_download_refuses_a_bad_target_before_running_pip(lbctl, tmp_path):
         result = lbctl("deps", "download", "-d", tmp_path / "wh", option, value)
         assert result.exit_code == 2 and f"Invalid {option}" in result.stderr, result.output
     assert not (tmp_path / "wh").exists()
+
+
+def test_deps_download_offline_takes_only_what_the_wheelhouse_already_has(lbctl, tmp_path, wheelhouse):
+    make_wheel(wheelhouse / "wheels", "lbctl-test-gamma", "1.5")
+    install(lbctl, tmp_path, "two", "lbctl-test-beta\n")
+    before = sorted(p.name for p in (wheelhouse / "wheels").iterdir())
+
+    result = lbctl("--offline", "deps", "download", "-d", wheelhouse, "--json")
+
+    assert result.exit_code == 0, result.output
+    assert [(w["name"], w["version"], w["plugins"]) for w in result.json["data"]["wheels"]] == [
+        ("lbctl-test-beta", "2.0", ["lbctl-tests/two"]), ("lbctl-test-gamma", "1.5", ["lbctl-tests/two"])]
+    assert sorted(p.name for p in (wheelhouse / "wheels").iterdir()) == before
+    install(lbctl, tmp_path, "one", "lbctl-test-missing\n")
+    missing = lbctl("--offline", "deps", "download", "-d", wheelhouse, "--json")
+    assert missing.exit_code == 5 and missing.json["errors"][0]["plugin"] == "lbctl-tests/one", missing.output
+    assert sorted(p.name for p in (wheelhouse / "wheels").iterdir()) == before

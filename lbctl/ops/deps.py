@@ -9,9 +9,11 @@ import re
 import signal
 import threading
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
-from lbctl import lbpkg, requirements, wheelhouse
+from packaging.utils import parse_wheel_filename
+
+from lbctl import index, lbpkg, requirements, wheelhouse
 from lbctl.context import Context
 from lbctl.errors import LbctlError, NetworkError, UsageError
 from lbctl.fsutil import sha256_file
@@ -61,31 +63,27 @@ def download(ctx: Context, dest_dir: Path, *, python_version: str | None = None,
                   warnings=warnings, text="".join(lines))
 
 
-def serve_index(ctx: Context, path: Path, *, host: str = "127.0.0.1", port: int = 8080,
-                on_ready: Callable[[str], None] | None = None) -> Result:
+def serve_index(ctx: Context, path: Path, *, host: str = "127.0.0.1", port: int = 8080) -> Result:
     """`index serve`: serve a wheelhouse until SIGTERM or SIGINT."""
-    from lbctl import index
-
     with index.serving(path, host=host, port=port) as server:
-        if on_ready:
-            on_ready(server.url)
         _wait_for_signal()
-        served = len(server.requests)
+        served = server.served
     return Result("index serve", "none", {"url": server.url, "root": str(server.root), "requests": served})
 
 
 @contextlib.contextmanager
-def runtime_index(wheelhouse_dir: Path | None, pypi_index_url: str | None, connect: str | None) -> Iterator[str | None]:
+def runtime_index(wheelhouse_dir: Path | None, pypi_index_url: str | None,
+                  connect: str | None) -> Iterator[str | None]:
     """The index URL for the runtime we start: a local one serving `wheelhouse_dir` while the block runs."""
     if wheelhouse_dir is None:
         yield pypi_index_url
         return
-    if pypi_index_url or connect:
-        other = "--pypi-index-url" if pypi_index_url else "--connect"
-        raise UsageError(f"--wheelhouse cannot be combined with {other}",
+    if pypi_index_url:
+        raise UsageError("--wheelhouse cannot be combined with --pypi-index-url",
+                         hint="--wheelhouse makes the wheelhouse the runtime's only index; pass one of them.")
+    if connect:
+        raise UsageError("--wheelhouse cannot be combined with --connect",
                          hint="A runtime attached with --connect has its own index: serve it with `lbctl index serve`.")
-    from lbctl import index
-
     with index.serving(wheelhouse_dir) as server:
         yield server.url
 
@@ -93,9 +91,7 @@ def runtime_index(wheelhouse_dir: Path | None, pypi_index_url: str | None, conne
 def configured_source(environ: Mapping[str, str] = os.environ) -> tuple[str, Path | str]:
     """Where the runtime gets dependencies: ("wheelhouse", DIR) or ("index", URL), as `runtime serve` does."""
     if environ.get(WHEELHOUSE_ENV):
-        from lbctl.index import wheel_dir
-
-        return "wheelhouse", wheel_dir(Path(environ[WHEELHOUSE_ENV]))
+        return "wheelhouse", index.wheel_dir(Path(environ[WHEELHOUSE_ENV]))
     return "index", environ.get(INDEX_ENV) or PYPI
 
 
@@ -150,8 +146,6 @@ def _resolve(needed: Sequence[str], source: tuple[str, Path | str], timeout: flo
 
 
 def _wheel(path: Path) -> dict:
-    from packaging.utils import parse_wheel_filename
-
     name, version, _, _ = parse_wheel_filename(path.name)
     return {"name": str(name), "version": str(version), "file": path.name, "path": str(path),
             "sha256": sha256_file(path), "plugins": []}
