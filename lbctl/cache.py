@@ -59,6 +59,16 @@ class Cache:
                 found[version] = path
         return found
 
+    def keep(self, path: Path, sha256: str) -> None:
+        """Copy a verified package into the cache under its sha256 (so it can be found by hash later)."""
+        if not self.enabled:
+            return
+        target = self.packages / f"{sha256}.lbpkg"
+        if not target.exists():
+            from lbctl.fsutil import copy_atomic
+
+            copy_atomic(path, target, sha256)
+
     def remember(self, plugin_id: str, version: str, sha256: str) -> None:
         index = self.root / "index"
         index.mkdir(parents=True, exist_ok=True)

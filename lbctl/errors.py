@@ -123,6 +123,12 @@ class ProtocolError(LbctlError):
     code, exit_code = "protocol", ExitCode.PROTOCOL
 
 
+class TaskFailedError(LbctlError):
+    """A LangBot task failed and LangBot did not say why."""
+
+    code, exit_code = "task_failed", ExitCode.PARTIAL
+
+
 class PluginFailedError(LbctlError):
     """The plugin itself failed: its tool or command raised, or it did not start."""
 

@@ -353,7 +353,34 @@ def _doctor(r: Renderer, data: dict) -> None:
             r.note(f"hint ({c['name']}): {c['hint']}")
 
 
+def _message(r: Renderer, data: dict) -> None:
+    r.plain(data["message"])
+
+
+def _targets(r: Renderer, data: dict) -> None:
+    rows = [[("* " if t["default"] else "  ") + t["name"], t["url"] or "(the environment)", t["api_key"] or ""]
+            for t in data["targets"]]
+    r.table(["NAME", "URL", "API KEY FROM"], rows)
+
+
+def _target(r: Renderer, data: dict) -> None:
+    t = data["target"]
+    if t["kind"] == "local":
+        fields = [("Target", "local"), ("Home", t["home"]), ("Marketplace", t["marketplace"]),
+                  ("Host", "up" if t["host"] else "not running")]
+    else:
+        yes = lambda v: "yes" if v else "no"  # noqa: E731
+        fields = [("Target", t["name"]), ("URL", t["url"]), ("Reachable", yes(t["reachable"])),
+                  ("Authenticated", yes(t["authenticated"]) + f" (key from {t['api_key']})"),
+                  ("Version", t.get("version")), ("Runtime", "connected" if t["runtime_connected"] else "not connected"),
+                  ("Marketplace", t.get("marketplace")), ("Operations", ", ".join(t.get("operations") or []))]
+    for key, value in fields:
+        if value not in (None, ""):
+            r.plain(f"{key + ':':<15}{value}")
+
+
 TABLES: dict[str, Callable[[Renderer, Any], None]] = {
+    "message": _message, "targets": _targets, "target": _target,
     "actions": _summary_actions, "list": _list, "outdated": _outdated, "search": _search,
     "market_plugin": _market_plugin, "files": _files, "verify": _verify, "cache": _cache,
     "cache_cleared": _cache_cleared, "logs": _logs, "runtime_status": _runtime_status,

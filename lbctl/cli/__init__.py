@@ -48,7 +48,7 @@ def command_name(argv: list[str]) -> str:
     words = [a for a in hoist_global_options(argv) if not a.startswith("-")]
     skip = {argv[i + 1] for i, a in enumerate(argv[:-1]) if GLOBAL_OPTIONS.get(a)}
     words = [w for w in words if w not in skip]
-    if words[:1] and words[0] in ("market", "config", "cache", "runtime", "help") and len(words) > 1:
+    if words[:1] and words[0] in ("market", "config", "cache", "runtime", "help", "target", "deps", "index") and len(words) > 1:
         return " ".join(words[:2])
     return words[0] if words else ""
 

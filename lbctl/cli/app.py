@@ -70,9 +70,9 @@ _registered: list[bool] = []
 def _register() -> None:
     if _registered:
         return
-    from lbctl.cli import config, deps, environment, market, misc, packages, runtime
+    from lbctl.cli import config, deps, environment, market, misc, packages, runtime, target
 
-    for module in (packages, market, config, environment, runtime, deps, misc):
+    for module in (packages, market, config, environment, runtime, deps, target, misc):
         module.register(app)
     _registered.append(True)
 

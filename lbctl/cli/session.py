@@ -52,6 +52,14 @@ class Session:
 
         return Confirm.ask(message, console=self.renderer.console("err"), default=False)
 
+    def ask_secret(self, message: str) -> str:
+        """A hidden prompt on a terminal; otherwise one line from stdin. Never from argv."""
+        if sys.stdin.isatty() and sys.stderr.isatty():
+            from rich.prompt import Prompt
+
+            return Prompt.ask(message, console=self.renderer.console("err"), password=True)
+        return sys.stdin.readline(64 * 1024 + 1).rstrip("\r\n")
+
     def progress_factory(self):
         if self.settings.no_progress or self.settings.json or not sys.stderr.isatty():
             return None

@@ -29,5 +29,6 @@ def uninstall(ctx: Context, ids: list[str], *, purge: bool = False, dry_run: boo
 def set_enabled(ctx: Context, ids: list[str], *, enabled: bool, start: bool = True) -> Result:
     require_ids(ids)
     target = ctx.target
+    target.check_supported("enable" if enabled else "disable")
     steps = [plan.enable_step(target.record(pid), enabled) for pid in ids]
     return apply("enable" if enabled else "disable", target, steps, start=start)

@@ -97,10 +97,17 @@ class Target:
     def index_url(self) -> str:
         return self.ctx.settings.index_url
 
+    def describe(self) -> dict:
+        """What `target show` reports about this target."""
+        raise NotImplementedError
+
     def host(self) -> Any:
         """The live side: status, logs, tools, commands, call_tool, run_command, restart."""
         raise NotImplementedError
 
     # --- changing ----------------------------------------------------------------------------------
+    def check_supported(self, action: str) -> None:
+        """Raise PreconditionError when this target has no way to carry out `action`."""
+
     def apply(self, steps: list[Step], *, start: bool = True) -> Applied:
         raise NotImplementedError

@@ -79,6 +79,10 @@ class LocalTarget(Target):
         except Exception:  # noqa: BLE001 - a stale socket or a dying host just means "no live state"
             return {}
 
+    def describe(self) -> dict:
+        return {"name": self.name, "kind": self.kind, "home": str(self.env.home), "marketplace": self.index_url,
+                "host": bool(self.live()) or self._host_socket().exists()}
+
     def host(self):
         from lbctl.runtime.client import HostClient
 

@@ -1,0 +1,215 @@
+"""LangBotClient: the plugin routes of LangBot's HTTP API (docs/langbot-http-api.md) over an injected httpx.Client.
+
+Every answer is checked against LangBot's envelope; every failure becomes the LbctlError of spec §8:
+no or rejected key 3, plugin not found 5, runtime not connected / no API / busy 6, network 7, not LangBot's
+JSON (an HTML page, say) 8.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Final
+
+import httpx
+
+from lbctl.errors import (CredentialsError, LbctlError, NetworkError, NotFoundError, PreconditionError,
+                          ProtocolError)
+from lbctl.http import USER_AGENT, RetryingClient, TooLarge, read_limited
+
+API: Final = "/api/v1"
+MAX_JSON_BYTES: Final = 4 * 1024 * 1024
+RUNTIME_HINT: Final = "Check that LangBot's plugin runtime is up and connected (`lbctl doctor --target …`)."
+Classifier = Callable[[int, Any, str], "LbctlError | None"]  # (status, code, msg) -> the error, or None
+
+
+class NoApiError(PreconditionError):
+    code = "no_api"
+
+
+class BusyError(PreconditionError):
+    code = "busy"
+
+
+class LangBotClient:
+    def __init__(self, http: httpx.Client, *, where: str):
+        self._http = http
+        self.where = where  # "LangBot at URL", for messages
+
+    # --- discovery -------------------------------------------------------------------------------
+    def info(self) -> dict:
+        return self._json("GET", "/system/info")
+
+    def context(self) -> dict:
+        return self._json("GET", "/system/context")
+
+    def capabilities(self) -> dict:
+        return self._json("GET", "/system/capabilities")
+
+    # --- plugins ---------------------------------------------------------------------------------
+    def plugins(self) -> list[dict]:
+        plugins = self._json("GET", "/plugins").get("plugins")
+        if not isinstance(plugins, list) or not all(isinstance(p, dict) for p in plugins):
+            raise self._protocol("GET /plugins", "data.plugins is not a list of objects")
+        return plugins
+
+    def config(self, plugin_id: str) -> dict:
+        config = self._json("GET", f"/plugins/{plugin_id}/config", classify=_plugin_missing(plugin_id)).get("config")
+        if config is None:
+            return {}
+        if not isinstance(config, dict):
+            raise self._protocol(f"GET /plugins/{plugin_id}/config", "data.config is not an object")
+        return config
+
+    def put_config(self, plugin_id: str, values: dict) -> None:
+        # Anything but a JSON object makes LangBot store null and brick the plugin (§10.3): never send it.
+        if not isinstance(values, dict):
+            raise TypeError("a plugin config must be a JSON object")
+        self._json("PUT", f"/plugins/{plugin_id}/config", json=values, classify=_plugin_missing(plugin_id))
+
+    def install_local(self, path: Path) -> int:
+        with open(path, "rb") as stream:
+            files = {"file": (path.name if path.suffix == ".lbpkg" else "plugin.lbpkg", stream,
+                              "application/octet-stream")}
+            return self._task("POST", "/plugins/install/local", files=files)
+
+    def install_marketplace(self, author: str, name: str, version: str) -> int:
+        body = {"plugin_author": author, "plugin_name": name, "plugin_version": version}
+        return self._task("POST", "/plugins/install/marketplace", json=body)
+
+    def delete(self, plugin_id: str, *, delete_data: bool) -> int:
+        return self._task("DELETE", f"/plugins/{plugin_id}?delete_data={'true' if delete_data else 'false'}")
+
+    def logs(self, plugin_id: str, limit: int) -> list:
+        logs = self._json("GET", f"/plugins/{plugin_id}/logs?limit={limit}", classify=_plugin_missing(plugin_id))
+        return logs.get("logs") if isinstance(logs.get("logs"), list) else []
+
+    def upload_config_file(self, name: str, data: bytes, mimetype: str) -> str:
+        answer = self._json("POST", "/plugins/config-files", files={"file": (name, data, mimetype)})
+        if not isinstance(answer.get("file_key"), str):
+            raise self._protocol("POST /plugins/config-files", "data.file_key is missing")
+        return answer["file_key"]
+
+    def pipelines(self) -> list[dict]:
+        pipelines = self._json("GET", "/pipelines").get("pipelines")
+        return [p for p in pipelines if isinstance(p, dict)] if isinstance(pipelines, list) else []
+
+    def run_pipeline(self, uuid: str, message: str) -> dict:
+        return self._json("POST", f"/pipelines/{uuid}/run", json={"message": message},
+                          classify=lambda status, code, msg: NotFoundError(f"No pipeline {uuid} on {self.where}")
+                          if status == 404 else None)
+
+    # --- tasks -----------------------------------------------------------------------------------
+    def task(self, task_id: int) -> dict:
+        return self._json("GET", f"/system/tasks/{task_id}")
+
+    def wait(self, task_id: int, *, deadline: float) -> dict:
+        """Poll a task until it is no longer running; NetworkError when `deadline` (monotonic) passes."""
+        delay = 0.1
+        while True:
+            task = self.task(task_id)
+            if task.get("status") != "running":
+                return task
+            if time.monotonic() + delay > deadline:
+                raise NetworkError(f"{self.where} did not finish task {task_id} in time",
+                                   hint="Raise --timeout; dependency installs can take minutes.")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
+
+    def ready(self) -> bool:
+        """Readiness is the plugins route answering 200, not /healthz (§10.2)."""
+        try:
+            self.plugins()
+            return True
+        except CredentialsError:
+            raise
+        except LbctlError:
+            return False
+
+    # --- transport -------------------------------------------------------------------------------
+    def _task(self, method: str, path: str, **kwargs: Any) -> int:
+        task_id = self._json(method, path, **kwargs).get("task_id")
+        if not isinstance(task_id, int) or isinstance(task_id, bool):
+            raise self._protocol(f"{method} {path}", "data.task_id is not an integer")
+        return task_id
+
+    def _json(self, method: str, path: str, *, classify: Classifier | None = None, **kwargs: Any) -> dict:
+        subject = f"{method} {path.split('?')[0]}"
+        try:
+            with self._http.stream(method, API + path, **kwargs) as response:
+                body = read_limited(response, MAX_JSON_BYTES)
+                status = response.status_code
+        except TooLarge:
+            raise self._protocol(subject, f"the answer exceeds {MAX_JSON_BYTES} bytes") from None
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc, self.where) from exc
+        doc = _decode(body)
+        if status == 200 and isinstance(doc, dict) and doc.get("code") == 0:
+            data = doc.get("data")
+            if data is None:
+                return {}
+            if not isinstance(data, dict):
+                raise self._protocol(subject, "data is not an object")
+            return data
+        raise self._error(status, doc, subject, classify)
+
+    def _error(self, status: int, doc: Any, subject: str, classify: Classifier | None) -> LbctlError:
+        if not isinstance(doc, dict) or "code" not in doc:
+            if status in (404, 405):
+                return NoApiError(f"{self.where} has no API for {subject} (HTTP {status})",
+                                  hint="LangBot 4.11 or later is needed for this; some actions have no API at all.")
+            return self._protocol(subject, f"HTTP {status} with an answer that is not LangBot's JSON envelope")
+        code, msg = doc.get("code"), str(doc.get("msg") or "")[:300]
+        known = classify(status, code, msg) if classify else None
+        if known is not None:
+            return known
+        if status == 401 or code in ("invalid_authentication", "permission_denied") or status == 403:
+            return CredentialsError(f"{self.where} refused the API key: {msg or f'HTTP {status}'}",
+                                    hint="Check the key: `lbctl target login NAME`, or the variable it is read from.")
+        if status == 429:
+            return BusyError(f"{self.where} is busy: {msg}", hint="Wait for its running tasks, then try again.")
+        if status == 500:
+            return PreconditionError(f"{self.where} failed {subject} ({code}: {msg})", hint=RUNTIME_HINT)
+        return PreconditionError(f"{self.where} refused {subject}: {msg or f'HTTP {status}'}")
+
+    def _protocol(self, subject: str, problem: str) -> ProtocolError:
+        return ProtocolError(f"{self.where} answered {subject} in a way lbctl does not understand: {problem}",
+                             hint="Check that the target URL points at LangBot 4.10 or later.")
+
+
+def _decode(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _plugin_missing(plugin_id: str) -> Classifier:
+    def classify(status: int, code: Any, msg: str) -> LbctlError | None:
+        if status == 404:
+            return NotFoundError(f"{plugin_id} is not installed on this LangBot", plugin=plugin_id)
+        return None
+
+    return classify
+
+
+def _transport_error(exc: httpx.HTTPError, where: str) -> LbctlError:
+    if isinstance(exc, httpx.TimeoutException):
+        return NetworkError(f"{where} timed out ({type(exc).__name__})")
+    if isinstance(exc, httpx.ConnectError):
+        return NetworkError(f"{where} is unreachable ({exc or type(exc).__name__})",
+                            hint="Check the URL and that LangBot is running (--wait-ready waits for it).")
+    if isinstance(exc, httpx.TransportError):
+        return NetworkError(f"{where}: the connection was cut ({exc or type(exc).__name__})")
+    return ProtocolError(f"{where} gave an unusable answer ({exc or type(exc).__name__})")
+
+
+def make_http(base_url: str, *, api_key: str | None, timeout: float) -> httpx.Client:
+    headers = {"User-Agent": USER_AGENT}
+    if api_key:
+        headers["X-API-Key"] = api_key
+    # GETs are retried on connection errors and 502-504 only: LangBot's 500 and 429 are answers.
+    return RetryingClient(retries=2, backoff=0.3, retry_on=lambda r: r.status_code in (502, 503, 504),
+                          base_url=base_url, timeout=httpx.Timeout(timeout), headers=headers,
+                          follow_redirects=False)

@@ -1,0 +1,545 @@
+"""A LangBot instance as a target, through its HTTP API (docs/langbot-http-api.md, spec §8).
+
+LangBot's database is the source of truth for what is installed. lbctl keeps a small notes file per
+instance (HOME/targets/<host>-<hash>.json, 0600) for what LangBot forgets or never says: the spec and origin
+of each install, the config of an uninstalled plugin (secrets excepted) until it is reinstalled, a digest
+of the secret values lbctl last sent (so a second `sync` sends nothing), and pins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+from urllib.parse import urlsplit
+
+from lbctl import configschema
+from lbctl.errors import (CredentialsError, LbctlError, NetworkError, NotFoundError, PackageInvalidError,
+                          PluginFailedError, PreconditionError, ProtocolError, TaskFailedError)
+from lbctl.fsutil import write_atomic
+from lbctl.models import Component, PackageInfo, Record
+from lbctl.plan import PACKAGE_ACTIONS
+from lbctl.targets.base import Applied, Target
+
+if TYPE_CHECKING:
+    from lbctl.context import Context
+    from lbctl.langbot import LangBotClient
+    from lbctl.plan import Step
+
+PARALLEL_INSTALLS = 4  # LangBot runs at most 8 user tasks per Workspace
+NO_TOGGLE = "LangBot 4.11 has no API to enable or disable a plugin"
+TOGGLE_HINT = "Bind plugins per pipeline in LangBot's web UI, or uninstall the plugin."
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class LangBotTarget(Target):
+    kind = "langbot"
+
+    def __init__(self, ctx: Context, name: str, url: str, *, api_key_env: str | None = None):
+        super().__init__(ctx)
+        self.name = name
+        self.url = url
+        self.api_key_env = api_key_env
+        self._plugins: dict[str, dict] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        return f"LangBot at {self.url}" if self.name == self.url else f"{self.name} ({self.url})"
+
+    # --- connection --------------------------------------------------------------------------------
+    @cached_property
+    def api_key(self) -> tuple[str | None, str]:
+        """The key and where it came from (never the key itself in any output)."""
+        from lbctl import userconfig
+
+        return userconfig.api_key(self.name, self.api_key_env)
+
+    @cached_property
+    def client(self) -> LangBotClient:
+        key = self.api_key[0]
+        if key is None:
+            variable = f"${self.api_key_env}, " if self.api_key_env else ""
+            raise CredentialsError(f"No API key for {self.where}",
+                                   hint=f"Set {variable}$LBCTL_API_KEY or $LANGBOT_API_KEY, or run "
+                                        f"`lbctl target login {self.name}`.")
+        client = self._client(key)
+        if self.ctx.settings.wait_ready:
+            _wait_ready(client, self.ctx.settings.wait_ready)
+        return client
+
+    def _client(self, key: str | None) -> LangBotClient:
+        from lbctl.langbot import LangBotClient, make_http
+
+        return LangBotClient(make_http(self.url, api_key=key, timeout=self.ctx.settings.timeout), where=self.where)
+
+    @cached_property
+    def info(self) -> dict:
+        """GET /system/info, which needs no key."""
+        return (self.client if self.api_key[0] else self._client(None)).info()
+
+    @property
+    def index_url(self) -> str:
+        """The marketplace this LangBot installs from (its `space.url`)."""
+        url = self.info.get("cloud_service_url")
+        return url.rstrip("/") if isinstance(url, str) and url.startswith(("http://", "https://")) \
+            else self.ctx.settings.index_url
+
+    @cached_property
+    def notes(self) -> Notes:
+        return Notes(self.ctx.settings.home / "targets" / _notes_name(self.url))
+
+    # --- reading -----------------------------------------------------------------------------------
+    def _containers(self) -> dict[str, dict]:
+        with self._lock:
+            if self._plugins is None:
+                self._plugins = {}
+                for container in self.client.plugins():
+                    plugin_id = _container_id(container, self.where)
+                    self._plugins[plugin_id] = container
+            return self._plugins
+
+    def records(self) -> dict[str, Record]:
+        notes = self.notes.read()
+        return {pid: _record(pid, c, notes, self.index_url) for pid, c in self._containers().items()}
+
+    def kept_config(self) -> set[str]:
+        return set(self.notes.read().get("saved_config", {}))
+
+    def package(self, plugin_id: str) -> PackageInfo:
+        container = self._containers().get(plugin_id)
+        if container is None:
+            raise self.not_installed(plugin_id)
+        return _package(plugin_id, container, self.where)
+
+    def config(self, plugin_id: str) -> dict:
+        return self.client.config(plugin_id)
+
+    def config_satisfied(self, plugin_id: str, values: dict) -> bool:
+        """Non-secret values are compared with LangBot's; secret ones (masked there) with digests of what
+        lbctl sent last."""
+        if plugin_id not in self._containers():
+            return False
+        current = self.config(plugin_id)
+        if any(configschema.mask_value({"name": k}, v) != current.get(k) for k, v in values.items()):
+            return False
+        notes = self.notes.read()
+        sent = notes.get("config_digest", {}).get(plugin_id) or {}
+        return all(sent.get(k) == _digest(v, notes.get("salt", "")) for k, v in _secret_part(values).items())
+
+    def package_file(self, record: Record) -> Path | None:
+        found = self.ctx.cache.packages / f"{record.sha256}.lbpkg"
+        return found if found.is_file() else None
+
+    def live(self) -> dict[str, str]:
+        return {pid: str(c.get("status") or "-") for pid, c in self._containers().items()}
+
+    def store_file(self, path: Path, data: bytes, mimetype: str) -> dict:
+        return {"file_key": self.client.upload_config_file(path.name, data, mimetype), "mimetype": mimetype}
+
+    def host(self) -> LangBotHost:
+        return LangBotHost(self)
+
+    def describe(self) -> dict:
+        """What `target show` and `doctor --target` report; each probe that fails says why."""
+        report: dict[str, Any] = {"name": self.name, "kind": self.kind, "url": self.url, "api_key": self.api_key[1]}
+        probes = (("reachable", lambda: self.info), ("authenticated", lambda: self.client.context()),
+                  ("runtime_connected", lambda: self.client.plugins()),
+                  ("capabilities", lambda: self.client.capabilities()))
+        for name, probe in probes:
+            try:
+                report[name] = probe()
+            except LbctlError as exc:
+                report[name] = None
+                report.setdefault("problems", {})[name] = {"message": exc.message, "code": int(exc.exit_code)}
+        info, context, caps = report["reachable"] or {}, report["authenticated"] or {}, report["capabilities"] or {}
+        operations = caps.get("operations") if isinstance(caps.get("operations"), dict) else {}
+        report.update(reachable=bool(report["reachable"]), authenticated=bool(report["authenticated"]),
+                      runtime_connected=report["runtime_connected"] is not None,
+                      version=info.get("version"), marketplace=info.get("cloud_service_url"),
+                      permissions=context.get("permissions") or [],
+                      operations=sorted(k for k, v in operations.items() if k.startswith(("plugin.", "task.", "pipeline.run"))
+                                        and isinstance(v, dict) and v.get("supported")))
+        report.pop("capabilities")
+        return report
+
+    # --- changing ----------------------------------------------------------------------------------
+    def check_supported(self, action: str) -> None:
+        if action in ("enable", "disable"):
+            raise PreconditionError(f"{NO_TOGGLE} ({self.where})", hint=TOGGLE_HINT)
+
+    def apply(self, steps: list[Step], *, start: bool = True) -> Applied:
+        for step in steps:
+            self.check_supported(step.action)
+        groups: dict[str, list[Step]] = {}
+        for step in steps:
+            groups.setdefault(step.id, []).append(step)
+        deadline = time.monotonic() + self.ctx.settings.timeout
+        with ThreadPoolExecutor(max_workers=PARALLEL_INSTALLS, thread_name_prefix="lbctl-langbot") as pool:
+            outcomes = list(pool.map(lambda group: self._apply_group(group, deadline), groups.values()))
+        applied = Applied()
+        for group in outcomes:
+            applied.actions += group.actions
+            applied.warnings += group.warnings
+            applied.errors += group.errors
+            applied.failures += group.failures
+        self._plugins = None  # re-read after a change
+        states = self.live()
+        touched = sorted({s.id for s in steps if s.action in PACKAGE_ACTIONS | {"config"} and s.id in states})
+        if touched:
+            applied.live = [{"id": pid, "state": states[pid], "error": None} for pid in touched]
+        return applied
+
+    def _apply_group(self, steps: list[Step], deadline: float) -> Applied:
+        """One plugin's steps, in order; the first failure leaves the rest undone."""
+        applied = Applied()
+        purge = any(s.action == "purge" for s in steps)
+        for index, step in enumerate(steps):
+            if not step.changes:
+                applied.actions.append(step.action_line("done"))
+                continue
+            try:
+                applied.warnings += self._apply_one(step, purge, deadline)
+                applied.actions.append(step.action_line("done"))
+            except LbctlError as exc:
+                applied.actions.append(step.action_line("failed", exc.message))
+                applied.actions += [s.action_line("skipped", "not applied: an earlier step failed")
+                                    for s in steps[index + 1:]]
+                applied.errors.append({**exc.to_json(), "plugin": step.id})
+                applied.failures.append(exc)
+                break
+        return applied
+
+    def _apply_one(self, step: Step, purge: bool, deadline: float) -> list[str]:
+        if step.action in PACKAGE_ACTIONS:
+            return self._install(step, deadline)
+        if step.action == "uninstall":
+            return self._uninstall(step, purge, deadline)
+        if step.action == "purge":
+            self.notes.change(lambda n: n.get("saved_config", {}).pop(step.id, None))
+            return []
+        if step.action == "config":
+            return self._set_config(step.id, step.config or {}, step.replace, deadline)
+        return []
+
+    def _install(self, step: Step, deadline: float) -> list[str]:
+        cand = step.candidate
+        assert cand is not None
+        info = cand.info
+        if cand.source == "marketplace":
+            task = self.client.install_marketplace(info.author, info.name, info.version)
+        else:
+            self.ctx.cache.keep(cand.path, info.sha256)  # so that `freeze` finds a local package by sha256
+            task = self.client.install_local(cand.path)
+        self._finish(task, f"install {info.id} {info.version}", info.id, deadline)
+        self.notes.change(lambda n: n.setdefault("plugins", {}).__setitem__(info.id, {
+            "sha256": info.sha256, "spec": cand.spec, "origin": cand.origin, "source": cand.source,
+            "installed_at": _now()}))
+        warnings = [f"{info.id}: LangBot records a package from a URL as a local install; it receives no updates"
+                    ] if cand.source == "url" else []
+        return warnings + (self._restore_config(info.id, deadline) if step.current is None else [])
+
+    def _restore_config(self, plugin_id: str, deadline: float) -> list[str]:
+        """Put back the config saved when the plugin was uninstalled from this target."""
+        saved = self.notes.read().get("saved_config", {}).get(plugin_id)
+        if saved is None:
+            return []
+        values, hidden = saved.get("values", {}), saved.get("secrets", [])
+        if values:
+            self._set_config(plugin_id, values, True, deadline)
+        self.notes.change(lambda n: n.get("saved_config", {}).pop(plugin_id, None))
+        restored = [f"{plugin_id}: config restored from before its uninstall"] if values else []
+        if hidden:
+            restored.append(f"{plugin_id}: set its secret config again, LangBot never reveals it: "
+                            f"{', '.join(hidden)} (`lbctl config set {plugin_id} KEY=-`)")
+        return restored
+
+    def _uninstall(self, step: Step, purge: bool, deadline: float) -> list[str]:
+        warnings: list[str] = []
+        if not purge:
+            current = self.config(step.id)
+            hidden = sorted(k for k, v in current.items() if _has_mask(v))
+            kept = {k: v for k, v in current.items() if k not in hidden}
+            self.notes.change(lambda n: n.setdefault("saved_config", {}).__setitem__(
+                step.id, {"values": kept, "secrets": hidden}))
+            if hidden:
+                warnings.append(f"{step.id}: its secret config ({', '.join(hidden)}) cannot be kept: LangBot "
+                                "never reveals it")
+        task = self.client.delete(step.id, delete_data=purge)
+        self._finish(task, f"uninstall {step.id}", step.id, deadline)
+        self.notes.change(lambda n: (n.get("plugins", {}).pop(step.id, None),
+                                     n.get("config_digest", {}).pop(step.id, None)))
+        return warnings
+
+    def _set_config(self, plugin_id: str, values: dict, replace: bool, deadline: float) -> list[str]:
+        current = self.config(plugin_id)
+        new = dict(values) if replace else {**current, **values}
+        self.client.put_config(plugin_id, new)
+        self._until_answering(plugin_id, deadline)
+        def remember(notes: dict) -> None:
+            salt = notes.setdefault("salt", secrets.token_hex(16))
+            notes.setdefault("config_digest", {})[plugin_id] = {k: _digest(v, salt) for k, v in _secret_part(new).items()}
+
+        self.notes.change(remember)
+        return []
+
+    def _until_answering(self, plugin_id: str, deadline: float) -> None:
+        """LangBot restarts a plugin after a config change; its routes answer 404 for about a second."""
+        while True:
+            try:
+                self.client.config(plugin_id)
+                return
+            except NotFoundError:
+                if time.monotonic() > deadline:
+                    raise PluginFailedError(f"{plugin_id} did not come back after its config changed",
+                                            plugin=plugin_id) from None
+                time.sleep(0.2)
+
+    def _finish(self, task_id: int, what: str, plugin_id: str, deadline: float) -> None:
+        task = self.client.wait(task_id, deadline=max(deadline, time.monotonic() + 5))
+        if task.get("status") == "succeeded":
+            return
+        reason = self._task_reason(task_id)
+        raise _task_error(f"{self.where} could not {what}", reason, plugin_id)
+
+    def _task_reason(self, task_id: int) -> str | None:
+        """LangBot tells API keys only "Task execution failed"; a stored user login can read the reason."""
+        from lbctl import userconfig
+
+        login = userconfig.credentials(self.name)
+        if not (isinstance(login.get("user"), str) and isinstance(login.get("password"), str)):
+            return None
+        try:
+            return _reason_with_login(self.url, login["user"], login["password"], task_id, self.ctx.settings.timeout)
+        except Exception:  # noqa: BLE001 - a better message is optional; the failure itself is reported
+            return None
+
+
+class LangBotHost:
+    """The live commands on a LangBot target: logs, tools, commands and run-command (through a pipeline)."""
+
+    def __init__(self, target: LangBotTarget):
+        self.target = target
+
+    def _no_api(self, what: str) -> PreconditionError:
+        return PreconditionError(f"LangBot has no API to {what} ({self.target.where})",
+                                 hint="Use the local target (`lbctl runtime serve`) to try plugins directly.")
+
+    def status(self) -> dict:
+        raise self._no_api("report the runtime's status")
+
+    def restart(self, plugin_id: str, timeout: float | None = None) -> dict:
+        raise self._no_api("restart a plugin")
+
+    def call_tool(self, plugin_id: str, tool: str, args: dict) -> Any:
+        raise self._no_api("call a plugin's tool")
+
+    def logs(self, plugin_id: str, lines: int) -> list[dict]:
+        self.target.record(plugin_id)
+        return [{"ts": e.get("ts"), "level": e.get("level"), "plugin": plugin_id, "text": e.get("text")}
+                for e in self.target.client.logs(plugin_id, lines) if isinstance(e, dict)]
+
+    def tools(self, plugin_id: str | None = None) -> list[dict]:
+        return self._components("Tool", plugin_id, with_parameters=True)
+
+    def commands(self, plugin_id: str | None = None) -> list[dict]:
+        return self._components("Command", plugin_id)
+
+    def _components(self, kind: str, plugin_id: str | None, with_parameters: bool = False) -> list[dict]:
+        ids = [plugin_id] if plugin_id else sorted(self.target.records())
+        rows = []
+        for pid in ids:
+            for c in self.target.package(pid).components:
+                if c.kind == kind:
+                    row = {"plugin": pid, "name": c.name, "description": c.description}
+                    rows.append({**row, "parameters": c.parameters} if with_parameters else row)
+        return rows
+
+    def run_command(self, plugin_id: str, text: str, pipeline: str | None = None) -> Any:
+        if not pipeline:
+            raise PreconditionError("On LangBot a command runs through a pipeline: give --pipeline UUID",
+                                    hint="Pipelines are listed in LangBot's web UI.")
+        self.target.record(plugin_id)
+        answer = self.target.client.run_pipeline(pipeline, "!" + text.lstrip("!"))
+        if answer.get("status") not in ("completed", "success", None):
+            raise PluginFailedError(f"{plugin_id}: the pipeline run failed: {answer.get('error') or answer.get('status')}",
+                                    plugin=plugin_id)
+        replies = answer.get("replies")
+        return replies if isinstance(replies, list) and replies else answer.get("reply")
+
+
+# --- LangBot's records ---------------------------------------------------------------------------------
+
+
+def _manifest(container: dict) -> dict:
+    manifest = container.get("manifest")
+    inner = manifest.get("manifest") if isinstance(manifest, dict) else None
+    return inner if isinstance(inner, dict) else {}
+
+
+def _container_id(container: dict, where: str) -> str:
+    metadata = _manifest(container).get("metadata")
+    if not isinstance(metadata, dict) or not all(isinstance(metadata.get(k), str) for k in ("author", "name")):
+        raise ProtocolError(f"{where} listed a plugin without metadata.author and metadata.name")
+    return f"{metadata['author']}/{metadata['name']}"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, dict):
+        value = value.get("en_US") or next((v for v in value.values() if isinstance(v, str) and v), "")
+    return value if isinstance(value, str) else ""
+
+
+def _record(plugin_id: str, container: dict, notes: dict, index_url: str) -> Record:
+    metadata = _manifest(container).get("metadata") or {}
+    info = container.get("install_info") if isinstance(container.get("install_info"), dict) else {}
+    certification = info.get("_certification") if isinstance(info.get("_certification"), dict) else {}
+    sha256 = str(certification.get("artifact_digest") or "")
+    source = str(container.get("install_source") or "unknown")
+    note = notes.get("plugins", {}).get(plugin_id, {})
+    mine = note.get("sha256") == sha256  # lbctl's note still describes what LangBot has
+    return Record(
+        id=plugin_id, version=str(metadata.get("version") or ""), source=source, sha256=sha256,
+        installed_at=note.get("installed_at") if mine else None, spec=note.get("spec") if mine else None,
+        origin=note.get("origin") if mine else (index_url if source == "marketplace" else None),
+        enabled=container.get("enabled") is not False, pinned=plugin_id in notes.get("pins", {}),
+        pin_reason=notes.get("pins", {}).get(plugin_id),
+    )
+
+
+def _package(plugin_id: str, container: dict, where: str) -> PackageInfo:
+    from lbctl import lbpkg
+
+    manifest = _manifest(container)
+    metadata = manifest.get("metadata") or {}
+    spec = manifest.get("spec") if isinstance(manifest.get("spec"), dict) else {}
+    try:
+        schema = lbpkg._check_config(spec.get("config"))  # noqa: SLF001 - the same checks as for a package
+    except PackageInvalidError as exc:
+        raise ProtocolError(f"{where} reports an invalid config schema for {plugin_id}: {exc.message}") from None
+    author, name = plugin_id.split("/", 1)
+    record = _record(plugin_id, container, {}, "")
+    return PackageInfo(author, name, record.version, _text(metadata.get("label")), _text(metadata.get("description")),
+                       _text(metadata.get("repository")), tuple(_components(container)), schema, record.sha256, 0)
+
+
+def _components(container: dict) -> Iterator[Component]:
+    for component in container.get("components") or []:
+        manifest = _manifest(component) if isinstance(component, dict) else {}
+        metadata = manifest.get("metadata") if isinstance(manifest.get("metadata"), dict) else {}
+        spec = manifest.get("spec") if isinstance(manifest.get("spec"), dict) else {}
+        if isinstance(manifest.get("kind"), str) and isinstance(metadata.get("name"), str):
+            parameters = spec.get("parameters") if isinstance(spec.get("parameters"), dict) else None
+            yield Component(manifest["kind"], metadata["name"], _text(metadata.get("description")), parameters)
+
+
+# --- secrets, tasks ------------------------------------------------------------------------------------
+
+
+def _has_mask(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_mask(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_mask(v) for v in value)
+    return value == configschema.MASK
+
+
+def _secret_part(values: dict) -> dict:
+    return {k: v for k, v in values.items() if configschema.is_secret_key(k) and v not in (None, "")
+            and not _has_mask(v)}
+
+
+def _digest(value: Any, salt: str) -> str:
+    """A salted digest of a secret value: enough to tell "unchanged", useless for guessing the value."""
+    return hashlib.sha256((salt + json.dumps(value, sort_keys=True, default=str)).encode()).hexdigest()
+
+
+def _task_error(what: str, reason: str | None, plugin_id: str) -> LbctlError:
+    if reason is None:
+        return TaskFailedError(f"{what}: LangBot's task failed without saying why to an API key", plugin=plugin_id,
+                          hint="`lbctl target login NAME --user EMAIL` lets lbctl read the reason.")
+    text = reason.lower()
+    message = f"{what}: {reason}"
+    if "version is not available" in text or "invalid plugin version" in text:
+        return NotFoundError(message, plugin=plugin_id)
+    if any(word in text for word in ("archive", "manifest", "zip", "requirements")):
+        return PackageInvalidError(message, plugin=plugin_id)
+    if "failed to start" in text or "initializ" in text:
+        return PluginFailedError(message, plugin=plugin_id)
+    if "connection" in text:
+        return NetworkError(message, plugin=plugin_id)
+    return PreconditionError(message, plugin=plugin_id)
+
+
+def _reason_with_login(url: str, user: str, password: str, task_id: int, timeout: float) -> str | None:
+    import httpx
+
+    from lbctl.http import USER_AGENT
+
+    with httpx.Client(base_url=url, timeout=timeout, headers={"User-Agent": USER_AGENT}) as http:
+        token = http.post("/api/v1/user/auth", json={"user": user, "password": password}).json()["data"]["token"]
+        task = http.get(f"/api/v1/system/tasks/{task_id}", headers={"Authorization": f"Bearer {token}"}).json()
+    exception = ((task.get("data") or {}).get("runtime") or {}).get("exception")
+    return str(exception)[:500] if exception else None
+
+
+def _wait_ready(client: LangBotClient, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not client.ready():
+        if time.monotonic() > deadline:
+            raise NetworkError(f"{client.where} was not ready after {seconds:g} s (its plugins route did not answer)")
+        time.sleep(0.5)
+
+
+# --- notes -------------------------------------------------------------------------------------------
+
+
+def _notes_name(url: str) -> str:
+    parts = urlsplit(url)
+    host = "".join(c if c.isalnum() or c in "-." else "_" for c in f"{parts.hostname}_{parts.port or ''}")
+    return f"{host}-{hashlib.sha256(url.encode()).hexdigest()[:12]}.json"
+
+
+@dataclass
+class Notes:
+    path: Path
+
+    def read(self) -> dict:
+        try:
+            data = json.loads(self.path.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError):
+            return {}  # notes are a convenience: damaged ones are rebuilt
+        return data if isinstance(data, dict) else {}
+
+    def change(self, edit) -> None:
+        with self._locked():
+            data = self.read()
+            edit(data)
+            write_atomic(self.path, json.dumps(data, indent=1, sort_keys=True).encode(), mode=0o600)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
