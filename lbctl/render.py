@@ -324,6 +324,8 @@ def _market_plugin(r: Renderer, data: dict) -> None:
 def _files(r: Renderer, data: dict) -> None:
     for f in data["files"]:
         r.plain(f"saved {f['id']} {f['version']} -> {f['path']}")
+    for w in data.get("wheels") or []:
+        r.plain(f"saved {w['name']} {w['version']} -> {w['path']} ({', '.join(w['plugins'])})")
 
 
 def _verify(r: Renderer, data: dict) -> None:

@@ -86,3 +86,22 @@ def tree_snapshot(*roots: Path) -> dict[str, bytes]:
                 if path.is_file():
                     snap[str(path)] = path.read_bytes()
     return snap
+
+
+USER, PASSWORD = "admin@lbctl.test", "lbctl-test-password"
+
+
+@pytest.fixture(scope="session")
+def langbot_server(tmp_path_factory):
+    """A real LangBot 4.11.2 with a standalone runtime and the suite's fake marketplace, for the whole session
+    (tests/langbot_harness.py); its single admin user exists for the tests of the optional login."""
+    from fakemarket import FakeMarket
+    from langbot_harness import LangBot
+
+    with FakeMarket() as market:
+        server = LangBot.start(tmp_path_factory.mktemp("langbot"), market_url=market.url)
+        try:
+            server.init_user(USER, PASSWORD)
+            yield server, market
+        finally:
+            server.stop()

@@ -71,6 +71,8 @@ class LangBot:
     runtime_port: int
     debug_port: int
     processes: list[subprocess.Popen] = field(default_factory=list)
+    runtime_argv: list[str] = field(default_factory=list)
+    runtime_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def start(cls, workdir: Path, *, market_url: str) -> LangBot:
@@ -84,11 +86,11 @@ class LangBot:
         base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(workdir),
                     "LANG": "C.UTF-8", "PYTHONUNBUFFERED": "1",
                     "LANGBOT_PLUGIN_RUNTIME_CONTROL_TOKEN": token}
+        langbot.runtime_argv = [str(python), "-m", "langbot_plugin.cli.__init__", "rt", "--ws-control-port",
+                                str(control_port), "--ws-debug-port", str(debug_port)]
+        langbot.runtime_env = base_env
         try:
-            langbot._spawn([str(python), "-m", "langbot_plugin.cli.__init__", "rt", "--ws-control-port",
-                            str(control_port), "--ws-debug-port", str(debug_port)], runtime_dir, base_env,
-                           "runtime.log")
-            langbot._wait(lambda: _get(f"http://127.0.0.1:{control_port}/healthz")[0] == 200, "the runtime")
+            langbot.start_runtime()
             env = {**base_env, "API__HOST": "127.0.0.1", "API__PORT": str(api_port),
                    "API__WEBHOOK_PREFIX": langbot.url, "API__GLOBAL_API_KEY": langbot.api_key,
                    "PLUGIN__RUNTIME_WS_URL": f"ws://127.0.0.1:{control_port}/control/ws",
@@ -102,10 +104,26 @@ class LangBot:
             raise
         return langbot
 
-    def _spawn(self, argv: list[str], cwd: Path, env: dict[str, str], log: str) -> None:
+    def start_runtime(self) -> None:
+        """Start the runtime (again, after `stop_runtime`) and wait for its health route."""
+        self._spawn(self.runtime_argv, self.workdir / "runtime", self.runtime_env, "runtime.log", first=True)
+        self._wait(lambda: _get(f"http://127.0.0.1:{self.runtime_port}/healthz")[0] == 200, "the runtime")
+
+    def stop_runtime(self) -> None:
+        """Stop the runtime and its plugin workers: LangBot's plugin routes then answer 500."""
+        runtime = self.processes.pop(0)
+        _kill_group(runtime, signal.SIGTERM)
+        try:
+            runtime.wait(timeout=15)
+        finally:
+            _kill_group(runtime, signal.SIGKILL)
+            runtime.wait()
+
+    def _spawn(self, argv: list[str], cwd: Path, env: dict[str, str], log: str, first: bool = False) -> None:
         with open(self.workdir / log, "ab") as out:
-            self.processes.append(subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                                   stdin=subprocess.DEVNULL, start_new_session=True))
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        self.processes.insert(0, proc) if first else self.processes.append(proc)
 
     def _wait(self, check, what: str) -> None:
         deadline = time.monotonic() + START_TIMEOUT
@@ -179,3 +197,7 @@ def _kill_group(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+if __name__ == "__main__":  # `.ci/run` prepares the virtualenv before the tests
+    print(ensure_venv())

@@ -8,36 +8,25 @@ import hashlib
 import json
 import shlex
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import REPO, Run
+from conftest import PASSWORD, REPO, USER, Run
 from fakemarket import FakeMarket
 from langbot_harness import LangBot, free_port
 from pkgfactory import make_lbpkg
 
 pytestmark = pytest.mark.langbot
 
-USER, PASSWORD = "admin@lbctl.test", "lbctl-test-password"
 CONFIG = [
     {"name": "greeting", "type": "string", "label": {"en_US": "Greeting"}, "default": "hi", "required": True},
     {"name": "api_key", "type": "string", "label": {"en_US": "Key"}, "default": "", "required": False},
 ]
 DICE = REPO / "examples" / "lbctl-examples-dice-0.1.0.lbpkg"
-
-
-@pytest.fixture(scope="session")
-def langbot_server(tmp_path_factory):
-    with FakeMarket() as market:
-        server = LangBot.start(tmp_path_factory.mktemp("langbot"), market_url=market.url)
-        try:
-            server.init_user(USER, PASSWORD)
-            yield server, market
-        finally:
-            server.stop()
 
 
 class Instance:
@@ -354,3 +343,16 @@ def test_a_failed_task_gives_langbots_reason_with_a_stored_login(lb, lbctl):
     assert withlogin.exit_code != 0 and "without saying why" not in error["message"], error
     assert PASSWORD not in withlogin.stdout + withlogin.stderr
     assert f"{lb.author}/flaky" not in lb.server.plugin_ids()
+
+
+def test_a_langbot_whose_runtime_is_not_connected_is_exit_6(lb):
+    lb.server.stop_runtime()
+    try:
+        doc = lb.json("list", code=6)
+        assert "runtime" in doc["errors"][0]["hint"]
+        assert lb.json("install", str(lb.package("norun")), code=6)["errors"][0]["code"] == "precondition"
+    finally:
+        lb.server.start_runtime()
+        deadline = time.monotonic() + 60
+        while not lb.server.ready() and time.monotonic() < deadline:
+            time.sleep(0.2)

@@ -106,9 +106,12 @@ def download(
     specs: Annotated[List[str], typer.Argument(metavar="SPEC...")],
     dest: Annotated[Path, typer.Option("-d", "--dest", help="Directory to save packages in.")] = Path("."),
     pre: Pre = False,
+    with_deps: Annotated[bool, typer.Option("--with-deps", help="Also save every requirement as wheels in DIR/wheels.")] = False,
+    python_version: Annotated[Optional[str], typer.Option("--python-version", metavar="X.Y", help="Wheels for this Python (with --with-deps; default: the runtime's).")] = None,
+    platform: Annotated[Optional[str], typer.Option("--platform", metavar="TAG", help="Wheels for this platform tag (with --with-deps).")] = None,
 ) -> None:
     """Save packages as DIR/author-name-version.lbpkg without installing them."""
     from lbctl.ops import download as op
 
-    ctx.obj.render(op.download(ctx.obj.context, specs, dest, pre=pre))
-
+    ctx.obj.render(op.download(ctx.obj.context, specs, dest, pre=pre, with_deps=with_deps,
+                               python_version=python_version, platform=platform))

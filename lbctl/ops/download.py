@@ -6,10 +6,14 @@ from pathlib import Path
 
 from lbctl.context import Context
 from lbctl.fsutil import copy_atomic
+from lbctl.errors import UsageError
 from lbctl.models import Result
 
 
-def download(ctx: Context, specs: list[str], dest: Path, *, pre: bool = False) -> Result:
+def download(ctx: Context, specs: list[str], dest: Path, *, pre: bool = False, with_deps: bool = False,
+             python_version: str | None = None, platform: str | None = None) -> Result:
+    if (python_version or platform) and not with_deps:
+        raise UsageError("--python-version and --platform go with --with-deps")
     candidates = ctx.target.resolver.all(specs, pre=pre)
     dest.mkdir(parents=True, exist_ok=True)
     files = []
@@ -18,4 +22,10 @@ def download(ctx: Context, specs: list[str], dest: Path, *, pre: bool = False) -
         path = dest / f"{info.author}-{info.name}-{info.version}.lbpkg"
         copy_atomic(cand.path, path, info.sha256)
         files.append({"id": info.id, "version": info.version, "path": str(path), "sha256": info.sha256})
-    return Result("download", "files", {"files": files})
+    data: dict = {"files": files}
+    if with_deps:
+        from lbctl.ops.deps import download_wheels
+
+        data["wheels"] = download_wheels(ctx, [c.path for c in candidates], dest, python_version=python_version,
+                                         platform=platform)
+    return Result("download", "files", data)
