@@ -1,4 +1,4 @@
-"""Benchmark of issue 6: install-to-running latency of the fixture plugin under a live host, and the memory of
+"""Benchmark of issue 6: install-to-running latency of the tests' hello plugin under a live host, and the memory of
 the host (the lbctl process) and of the runtime it started.
 
     .venv/bin/python bench/bench_runtime.py [--json]
@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURE = REPO.parent / "shared" / "fixtures" / "probeauthor-hello-probe-0.1.0.lbpkg"
-PLUGIN = "probeauthor/hello-probe"
+FIXTURE = REPO / "tests" / "plugins" / "lbctl-tests-hello-0.1.0.lbpkg"  # the tests' own plugin
+PLUGIN = "lbctl-tests/hello"
 
 
 def lbctl(env: dict, *args: str) -> tuple[float, dict]:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-FIXTURE_LBPKG = SHARED / "fixtures" / "probeauthor-hello-probe-0.1.0.lbpkg"
-FIXTURE_ID = "probeauthor/hello-probe"
+# The tests' own plugin (tests/plugins/hello), built with `lbp build`; the repository holds all the tests use.
+FIXTURE_LBPKG = REPO / "tests" / "plugins" / "lbctl-tests-hello-0.1.0.lbpkg"
+FIXTURE_ID = "lbctl-tests/hello"
 
 
 @dataclass
@@ -73,7 +73,7 @@ def lbctl():
 
 @pytest.fixture
 def fixture_lbpkg() -> Path:
-    assert FIXTURE_LBPKG.exists(), f"the shared fixture is missing: {FIXTURE_LBPKG}"
+    assert FIXTURE_LBPKG.exists(), f"the test plugin is missing: {FIXTURE_LBPKG}"
     return FIXTURE_LBPKG
 
 

@@ -4,7 +4,9 @@ Run as `python tests/fakeruntime.py [lbp rt flags]`. Every notable event is appe
 $FAKE_RUNTIME_LOG. A plugin's config drives its behaviour:
   {"fake": "fail"}   apply answers state "failed" (as a failed dependency preparation does)
   {"file": KEY}      on apply, ask the host for that config file
-Tool "die" makes the runtime exit at once; a command whose text contains "boom" ends in an error frame.
+Tool "die" makes the runtime exit at once; a command whose text contains "boom" ends in an error frame, one
+with "raise" fails as a plugin that raised does. As the real runtime, it starts one worker process per plugin
+in the artifact's directory, and worker and runtime log in the SDK's format to the same stderr.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import io
 import itertools
 import json
 import os
+import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -24,13 +28,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lbctl.runtime.protocol import ActionFailed, HostAPIError, Peer, StdioTransport  # noqa: E402
 
 LOG = os.environ.get("FAKE_RUNTIME_LOG")
-ARTIFACTS = Path("fake-artifacts")
+ARTIFACTS = Path("data/plugin-runtime/artifacts/sha256")
+WORKER = "import sys, time\nprint(sys.argv[1], file=sys.stderr, flush=True)\ntime.sleep(3600)\n"
 
 
 def record(**event) -> None:
     if LOG:
         with open(LOG, "a") as stream:
             stream.write(json.dumps(event) + "\n")
+
+
+def log(level: str, text: str) -> None:
+    stamp = time.strftime("%m-%d %H:%M:%S")
+    print(f"[{stamp}.000] fakeruntime.py (1) - [{level}] : {text}", file=sys.stderr, flush=True)
 
 
 def plugin_id(package: bytes) -> str:
@@ -44,6 +54,7 @@ class FakeRuntime:
         self.peer: Peer | None = None
         self.configured = False
         self.installations: dict[str, dict] = {}
+        self.workers: dict[str, subprocess.Popen] = {}
 
     async def handle(self, action: str, data: dict, context: dict | None) -> dict:
         if action == "set_runtime_config":
@@ -59,9 +70,9 @@ class FakeRuntime:
 
     async def do_apply_plugin_installation(self, data: dict, context: dict) -> dict:
         digest, uuid = context["artifact_digest"], context["installation_uuid"]
-        cached = ARTIFACTS / digest
+        cached = ARTIFACTS / digest / "package.lbpkg"
         if data.get("artifact_file_key"):
-            ARTIFACTS.mkdir(exist_ok=True)
+            (ARTIFACTS / digest / "code").mkdir(parents=True, exist_ok=True)
             cached.write_bytes(self.peer.files.pop(data["artifact_file_key"]))
             record(event="upload", digest=digest)
         if not cached.exists():
@@ -72,18 +83,32 @@ class FakeRuntime:
         config = settings["plugin_config"]
         record(event="apply", id=pid, revision=context["runtime_revision"], config=config)
         await self.probe_host(config, context)
-        print(f"[fake] - [INFO] : launching plugin {pid}", file=sys.stderr, flush=True)
+        log("INFO", f"launching plugin {pid}")
         if config.get("fake") == "fail":
-            print("[fake] - [ERROR] : fake dependency failure", file=sys.stderr, flush=True)
+            log("ERROR", f"preparing the dependencies of {pid} failed: fake dependency failure")
             return {"installation_uuid": uuid, "state": "failed", "error_code": "dependency_prepare_failed",
                     "message": "fake dependency failure"}  # fmt: skip
+        self.stop_worker(uuid)
+        line = f"[01-01 00:00:00.000] main.py (7) - [WARNING] : worker up, revision {context['runtime_revision']}"
+        self.workers[uuid] = subprocess.Popen([sys.executable, "-c", WORKER, line], cwd=ARTIFACTS / digest / "code",
+                                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        log("INFO", "housekeeping that concerns no plugin")
         self.installations[uuid] = {"id": pid, "binding": context, "config": config}
         return {"installation_uuid": uuid, "state": "starting"}
 
+    def stop_worker(self, uuid: str) -> None:
+        worker = self.workers.pop(uuid, None)
+        if worker is not None:
+            worker.kill()
+            worker.wait()
+            log("ERROR", "Error receiving message: 标准输出流已关闭。")
+
     async def probe_host(self, config: dict, context: dict) -> None:
-        for action, data in (("get_langbot_version", {}), ("get_config_file", {"file_key": config.get("file", "")})):
-            if action == "get_config_file" and "file" not in config:
-                continue
+        calls = [("get_langbot_version", {}), ("get_llm_models", {}), ("invoke_llm", {"llm_model_uuid": "m1"}),
+                 ("no_such_api", {})]  # fmt: skip
+        if "file" in config:
+            calls.append(("get_config_file", {"file_key": config["file"]}))
+        for action, data in calls:
             try:
                 record(event="host_api", action=action, ok=True, data=await self.peer.call(action, data, context))
             except ActionFailed as exc:
@@ -91,11 +116,14 @@ class FakeRuntime:
 
     async def do_remove_plugin_installation(self, data: dict, context: dict) -> dict:
         self.installations.pop(context["installation_uuid"], None)
+        self.stop_worker(context["installation_uuid"])
         return {"installation_uuid": context["installation_uuid"], "state": "removed"}
 
     async def do_reconcile_plugin_installations(self, data: dict, context: dict) -> dict:
         removed = list(self.installations)
         self.installations.clear()
+        for uuid in list(self.workers):
+            self.stop_worker(uuid)
         return {"applied": [], "removed": removed, "missing_artifacts": [], "failed_installations": []}
 
     def current(self, context: dict) -> dict | None:
@@ -130,8 +158,9 @@ class FakeRuntime:
     async def stream_execute_command(self, seq: int, data: dict) -> None:
         text = data["command_context"]["command_text"]
         frames = [{"seq_id": seq, "code": 0, "message": "success", "data": {"text": f"got {text}"}, "chunk_status": "continue"}]
-        if "boom" in text:
-            frames.append({"seq_id": seq, "code": 1, "message": "RuntimeError: boom", "data": {}, "chunk_status": "continue"})
+        if "boom" in text or "raise" in text:
+            message = "RuntimeError: boom" if "boom" in text else "ActionCallError: ActionCallError: KeyError: 'x'"
+            frames.append({"seq_id": seq, "code": 1, "message": message, "data": {}, "chunk_status": "continue"})
         else:
             frames.append({"seq_id": seq, "code": 0, "message": "success", "data": {}, "chunk_status": "end"})
         for frame in frames:

@@ -1,7 +1,6 @@
 """Build real, valid .lbpkg archives in memory, laid out the way `lbp build` lays them out.
 
-File contents come from the hello-probe fixture (`/work/shared/fixtures/hello-probe`) when it is there,
-else from the small copies below, so that tests also run from a bare checkout.
+File contents come from the tests' own hello plugin (`tests/plugins/hello/`), so a package made here also runs.
 """
 
 from __future__ import annotations
@@ -13,41 +12,12 @@ from typing import Any, Final, Iterable, Mapping
 
 import yaml
 
-FIXTURES: Final = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-HELLO_PROBE: Final = FIXTURES / "hello-probe"
-FIXTURE_LBPKG: Final = FIXTURES / "probeauthor-hello-probe-0.1.0.lbpkg"
+PLUGINS: Final = Path(__file__).resolve().parent / "plugins"
+HELLO: Final = PLUGINS / "hello"
+FIXTURE_LBPKG: Final = PLUGINS / "lbctl-tests-hello-0.1.0.lbpkg"
 # A fixed timestamp makes the same arguments give the same bytes, hence the same sha256.
 DATE_TIME: Final = (2025, 1, 1, 0, 0, 0)
-
-_MAIN_PY: Final = '''from langbot_plugin.api.definition.plugin import BasePlugin
-
-
-class helloprobe(BasePlugin):
-
-    async def initialize(self) -> None:
-        pass
-'''
-
-_TOOL_PY: Final = '''from __future__ import annotations
-
-from typing import Any
-
-from langbot_plugin.api.definition.components.tool.tool import Tool
-from langbot_plugin.api.entities.builtin.provider import session as provider_session
-
-
-class EchoTool(Tool):
-
-    async def call(self, params: dict[str, Any], session: provider_session.Session, query_id: int) -> dict[str, Any]:
-        return {"echo": params.get("text", ""), "greeting": self.plugin.get_config().get("greeting")}
-'''
-
-_COMMAND_PY: Final = '''from langbot_plugin.api.definition.components.command.command import Command
-
-
-class Probe(Command):
-    pass
-'''
+ICON: Final = "<svg xmlns='http://www.w3.org/2000/svg'/>\n"
 
 DEFAULT_CONFIG: Final = (
     {"name": "greeting", "type": "string", "label": {"en_US": "Greeting"},
@@ -58,11 +28,8 @@ DEFAULT_CONFIG: Final = (
 )
 
 
-def _fixture_text(relative: str, fallback: str) -> str:
-    try:
-        return (HELLO_PROBE / relative).read_text(encoding="utf-8")
-    except OSError:
-        return fallback
+def _source(relative: str) -> str:
+    return (HELLO / relative).read_text(encoding="utf-8")
 
 
 def _camel(name: str) -> str:
@@ -91,7 +58,7 @@ def manifest(author: str, name: str, version: str, *, config: Iterable[dict] | N
             "config": list(DEFAULT_CONFIG if config is None else config),
             "components": components,
         },
-        "execution": {"python": {"path": "main.py", "attr": "helloprobe"}},
+        "execution": {"python": {"path": "main.py", "attr": "Hello"}},
     }
 
 
@@ -121,8 +88,8 @@ def _command_yaml(command: str) -> str:
 
 
 def _component_files(tools: Iterable[str], commands: Iterable[str]) -> dict[str, str]:
-    tool_py = _fixture_text("components/tools/echo_tool.py", _TOOL_PY)
-    command_py = _fixture_text("components/commands/probe.py", _COMMAND_PY)
+    tool_py = _source("components/tools/echo_tool.py")
+    command_py = _source("components/commands/probe.py")
     files = {"components/__init__.py": "", "components/tools/__init__.py": ""}
     for tool in tools:
         files[f"components/tools/{tool}.yaml"] = _tool_yaml(tool)
@@ -148,7 +115,7 @@ def make_lbpkg(
 ) -> bytes:
     """A valid .lbpkg: manifest.yaml first, every entry stored, one Tool per name in `tools`.
 
-    `config=None` gives hello-probe's three config items (greeting, count, mode); pass `[]` for none.
+    `config=None` gives hello's three config items (greeting, count, mode); pass `[]` for none.
     `extra_files` adds entries or replaces generated ones by name (`manifest.yaml` included).
     """
     commands = tuple(commands)
@@ -156,10 +123,10 @@ def make_lbpkg(
                     commands=bool(commands))
     files: dict[str, bytes | str] = {
         "manifest.yaml": yaml.safe_dump(text, sort_keys=False),
-        "main.py": _fixture_text("main.py", _MAIN_PY),
-        "requirements.txt": _fixture_text("requirements.txt", "langbot-plugin\n"),
+        "main.py": _source("main.py"),
+        "requirements.txt": _source("requirements.txt"),
         "README.md": f"# {label or name}\n",
-        "assets/icon.svg": _fixture_text("assets/icon.svg", "<svg xmlns='http://www.w3.org/2000/svg'/>\n"),
+        "assets/icon.svg": ICON,
         **_component_files(tools, commands),
     }
     files.update(extra_files or {})

@@ -30,7 +30,7 @@ LIST_KEYS = {"id", "version", "source", "enabled", "status", "sha256", "installe
 PLUGIN_KEYS = {"id", "version", "label", "description", "source", "enabled", "sha256", "installed_at", "spec",
                "origin", "components", "config"}
 CONFIG_ROW_KEYS = {"name", "type", "required", "default", "value", "secret"}
-FIXTURE_SHA = "e4031f5f4a68ebea3d5a5bb85df3c64a759671104569b07954a3172b2c41b731"
+FIXTURE_SHA = "f0c24c3bcc60196a8d92f81a65534f1236c237a9d880cf3208f73005fd9bcb63"
 EXIT_CODES = (0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 130)
 ANSI = re.compile(r"\x1b\[")
 
@@ -152,7 +152,7 @@ def test_dry_run_plans_and_changes_nothing(lbctl, fixture_lbpkg, home, tmp_path)
     assert not home.exists()
 
     assert lbctl("install", fixture_lbpkg).exit_code == 0
-    newer = write_pkg(tmp_path, "probeauthor", "hello-probe", "0.2.0")
+    newer = write_pkg(tmp_path, "lbctl-tests", "hello", "0.2.0")
     before = tree_snapshot(home)
     acts = actions(lbctl("install", newer, "--dry-run", "--json"), "install")
     assert [pick(a, "action", "from", "to", "status") for a in acts] == [("update", "0.1.0", "0.2.0", "planned")]
@@ -173,7 +173,7 @@ def test_several_packages_in_one_command(lbctl, fixture_lbpkg, tmp_path, home):
 
 def test_update_and_downgrade_of_a_local_package(lbctl, fixture_lbpkg, tmp_path):
     assert lbctl("install", fixture_lbpkg).exit_code == 0
-    newer = write_pkg(tmp_path, "probeauthor", "hello-probe", "0.2.0")
+    newer = write_pkg(tmp_path, "lbctl-tests", "hello", "0.2.0")
     acts = actions(lbctl("install", newer, "--json"), "install")
     assert [pick(a, "action", "from", "to", "status") for a in acts] == [("update", "0.1.0", "0.2.0", "done")]
     acts = actions(lbctl("install", fixture_lbpkg, "--json"), "install")
@@ -181,7 +181,7 @@ def test_update_and_downgrade_of_a_local_package(lbctl, fixture_lbpkg, tmp_path)
 
 
 def test_same_id_twice_is_refused(lbctl, fixture_lbpkg, tmp_path, home):
-    other_version = write_pkg(tmp_path, "probeauthor", "hello-probe", "0.2.0")
+    other_version = write_pkg(tmp_path, "lbctl-tests", "hello", "0.2.0")
     for args in ((fixture_lbpkg, fixture_lbpkg), (fixture_lbpkg, other_version)):
         doc = envelope(lbctl("install", *args, "--json"), "install", exit_code=2)
         assert FIXTURE_ID in doc["errors"][0]["message"]
@@ -272,8 +272,8 @@ def test_list_of_an_empty_home(lbctl, home):
 
 def check_fixture_view(plugin: dict) -> None:
     assert PLUGIN_KEYS <= plugin.keys()
-    assert (plugin["id"], plugin["version"], plugin["label"]) == (FIXTURE_ID, "0.1.0", "hello probe")
-    assert plugin["description"] == "A probe plugin for lbctl research"
+    assert (plugin["id"], plugin["version"], plugin["label"]) == (FIXTURE_ID, "0.1.0", "Hello")
+    assert plugin["description"] == "Echoes text back with a configured greeting; a plugin for lbctl's own tests"
     assert plugin["sha256"] == FIXTURE_SHA
     tools = plugin["components"]["Tool"]
     assert [t["name"] for t in tools] == ["echo_tool"]
@@ -290,7 +290,7 @@ def check_fixture_view(plugin: dict) -> None:
 
 
 def check_fixture_table(stdout: str) -> None:
-    assert FIXTURE_ID in stdout and "0.1.0" in stdout and "hello probe" in stdout
+    assert FIXTURE_ID in stdout and "0.1.0" in stdout and "Hello" in stdout
     assert re.search(r"^Tools:\n\s+echo_tool: .+\n\s+- text \(string\)", stdout, re.M), stdout
     assert re.search(r"^Commands:\n\s+probe\b", stdout, re.M), stdout
     rows = {line.split()[0]: line.split() for line in stdout.splitlines()

@@ -93,14 +93,14 @@ HOSTILE = {
     "invalid yaml": (rezip(manifest="apiVersion: v1\nkind: [Plugin\n"), "not valid YAML"),
     "not a mapping": (rezip(manifest="- a\n- b\n"), "mapping"),
     "kind": (manifest_with("kind: Plugin", "kind: Tool"), "kind must be 'Plugin'"),
-    "no author": (manifest_with("  author: probeauthor\n", ""), "author"),
-    "no name": (manifest_with("  name: hello-probe\n", ""), "metadata.name"),
+    "no author": (manifest_with("  author: lbctl-tests\n", ""), "author"),
+    "no name": (manifest_with("  name: hello\n", ""), "metadata.name"),
     "no version": (manifest_with("  version: 0.1.0\n", ""), "version"),
     "empty version": (manifest_with("  version: 0.1.0", "  version: '  '"), "version"),
-    "bad author": (manifest_with("author: probeauthor", "author: probe/author"), "author"),
-    "bad name": (manifest_with("name: hello-probe", "name: ../hello"), "name"),
-    "no label": (manifest_with("  label:\n    en_US: hello probe\n", "  label:\n"), "label.en_US"),
-    "no en_US label": (manifest_with("    en_US: hello probe\n", ""), "label.en_US"),
+    "bad author": (manifest_with("author: lbctl-tests", "author: lbctl/tests"), "author"),
+    "bad name": (manifest_with("name: hello\n", "name: ../hello\n"), "name"),
+    "no label": (manifest_with("  label:\n    en_US: Hello\n", "  label:\n"), "label.en_US"),
+    "no en_US label": (manifest_with("    en_US: Hello\n", ""), "label.en_US"),
     "no components": (manifest_with("  components:", "  componentz:"), "spec.components"),
     "escaping python path": (manifest_with("path: main.py", "path: ../main.py"), "escapes"),
     "not utf-8": (rezip(manifest=None, extra=[("manifest.yaml", b"kind: \xff\xfe")]), "UTF-8"),
@@ -114,8 +114,8 @@ HOSTILE = {
 
 def test_fixture_is_valid():
     info = lbpkg.read_bytes(FIXTURE)
-    assert (info.id, info.version, info.label) == ("probeauthor/hello-probe", "0.1.0", "hello probe")
-    assert info.sha256 == "e4031f5f4a68ebea3d5a5bb85df3c64a759671104569b07954a3172b2c41b731"
+    assert (info.id, info.version, info.label) == ("lbctl-tests/hello", "0.1.0", "Hello")
+    assert info.sha256 == "f0c24c3bcc60196a8d92f81a65534f1236c237a9d880cf3208f73005fd9bcb63"
     kinds = {c.kind: c for c in info.components}
     assert kinds["Tool"].name == "echo_tool" and kinds["Tool"].parameters["required"] == ["text"]
     assert kinds["Command"].name == "probe"

@@ -40,7 +40,7 @@ API = "/api/v1/marketplace"
 PLUGIN = f"{API}/plugins/acme/echo"
 VERSIONS = f"{API}/plugins/acme/echo/versions"
 DOWNLOAD = f"{API}/plugins/download/acme/echo/1.0.0"
-FIXTURE_SHA256 = "e4031f5f4a68ebea3d5a5bb85df3c64a759671104569b07954a3172b2c41b731"
+FIXTURE_SHA256 = "f0c24c3bcc60196a8d92f81a65534f1236c237a9d880cf3208f73005fd9bcb63"
 
 
 def envelope(data: Any) -> dict:
@@ -676,15 +676,13 @@ def test_fake_versions_are_newest_first_in_publish_order(fake: FakeMarket, fclie
 
 
 def test_fake_serves_the_real_fixture(fake: FakeMarket, fclient: MarketplaceClient, tmp_path: Path) -> None:
-    if not FIXTURE_LBPKG.exists():
-        pytest.skip("the shared fixture is not available")
     fake.add(FIXTURE_LBPKG.read_bytes())
 
-    path, sha256 = fclient.download("probeauthor", "hello-probe", "0.1.0", dest_dir=tmp_path)
+    path, sha256 = fclient.download("lbctl-tests", "hello", "0.1.0", dest_dir=tmp_path)
 
     assert sha256 == FIXTURE_SHA256
     assert path == tmp_path / f"{FIXTURE_SHA256}.lbpkg"
-    assert lbpkg.read_file(path).id == "probeauthor/hello-probe"
+    assert lbpkg.read_file(path).id == "lbctl-tests/hello"
 
 
 def test_fake_truncated_download_leaves_nothing(fake: FakeMarket, fclient: MarketplaceClient, tmp_path: Path) -> None:

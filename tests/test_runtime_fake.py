@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sys
 
 import pytest
 
-from lbctl.errors import NotFoundError, NotInstalledError, PreconditionError
+from lbctl import __version__
+from lbctl.errors import NotFoundError, NotInstalledError, PluginFailedError, PreconditionError
 from lbctl.runtime.client import RuntimeActionError
 from test_runtime_support import FAKE, PLUGIN, alive, install, set_config, start_host  # noqa: F401
 
@@ -40,22 +42,37 @@ def test_command_stream_error_frame_is_an_error(fake):
     host = fake()
     host.wait_state("running")
     assert host.client.run_command(PLUGIN, "!fake ok") == [{"text": "got fake ok"}]
-    with pytest.raises(RuntimeActionError, match="boom"):
+    with pytest.raises(RuntimeActionError, match="boom"):  # the runtime's own refusal
         host.client.run_command(PLUGIN, "fake boom")
+    with pytest.raises(PluginFailedError) as failed:  # what the plugin raised, relayed by the runtime
+        host.client.run_command(PLUGIN, "fake raise")
+    assert (failed.value.message, failed.value.plugin) == (f"{PLUGIN} failed: KeyError: 'x'", PLUGIN)
     with pytest.raises(NotFoundError):
         host.client.run_command(PLUGIN, "nosuch")
 
 
-def test_logs_are_attributed_and_can_be_followed(fake, tmp_path):
+def test_logs_are_attributed_only_when_provable_and_can_be_followed(fake, tmp_path):
     host = fake()
     host.wait_state("running")
     lines = host.client.follow(PLUGIN, n=5)
-    assert "launching plugin probeauthor/hello-probe" in next(lines)["text"]
+    expected = [f"launching plugin {PLUGIN}", "worker up, revision 1"]  # named by the runtime; written by the worker
+    assert [next(lines)["text"] for _ in expected] == expected
     set_config(tmp_path / "home", {"greeting": "again"})
-    assert next(lines)["text"].endswith("launching plugin probeauthor/hello-probe")
+    expected = [f"launching plugin {PLUGIN}", "worker up, revision 2"]
+    assert [next(lines)["text"] for _ in expected] == expected
     lines.close()
-    assert all(line["plugin"] == PLUGIN for line in host.client.logs(PLUGIN))
-    assert host.client.logs(None)  # every line of the runtime
+
+    mine = host.client.logs(PLUGIN)
+    assert {line["plugin"] for line in mine} == {PLUGIN}
+    assert [(line["level"], line["origin"]) for line in mine if line["text"].startswith("worker up")] == [
+        ("WARNING", "main.py:7"), ("WARNING", "main.py:7")]
+    everything = host.client.logs(None)
+    # The runtime logged these right after the plugin's lines, and they name no plugin: the host's alone.
+    stray = [line for line in everything if line["text"] == "housekeeping that concerns no plugin"]
+    assert len(stray) == 2 and {line["plugin"] for line in stray} == {None}
+    (closed,) = [line for line in everything if "标准输出流已关闭" in line["text"]]
+    assert (closed["level"], closed["plugin"]) == ("INFO", None) and "expected when a plugin restarts" in closed["text"]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["ts"]) for line in everything)
     with pytest.raises(NotInstalledError):
         host.client.logs("nobody/here")
 
@@ -78,12 +95,16 @@ def test_runtime_that_dies_is_restarted_with_the_same_handshake(fake):
     assert not any(alive(s["pid"]) for s in starts)
 
 
-def test_unknown_host_api_gets_a_clear_error(fake):
+def test_every_host_api_gets_an_answer(fake):
     host = fake()
     host.wait_state("running")
-    (reply,) = [e for e in fake.events("host_api") if e["action"] == "get_langbot_version"]
-    assert reply == {"event": "host_api", "action": "get_langbot_version", "ok": False,
-                     "message": "NotImplementedError: host API 'get_langbot_version' is not provided by lbctl"}  # fmt: skip
+    replies = {e["action"]: {k: v for k, v in e.items() if k in ("ok", "data", "message")} for e in fake.events("host_api")}
+    assert replies == {
+        "get_langbot_version": {"ok": True, "data": {"version": f"lbctl {__version__}", "host": "lbctl", "api_features": []}},
+        "get_llm_models": {"ok": True, "data": {"llm_models": []}},
+        "invoke_llm": {"ok": False, "message": "LookupError: no LLM model 'm1': lbctl runs plugins without LangBot and has none"},
+        "no_such_api": {"ok": False, "message": "NotImplementedError: host API 'no_such_api' is not provided by lbctl"},
+    }  # fmt: skip
 
 
 def test_config_file_is_served_only_when_the_config_names_it(fake, tmp_path):

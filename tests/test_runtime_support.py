@@ -18,17 +18,25 @@ from lbctl.runtime.client import HostClient
 from lbctl.state import Environment
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "probeauthor-hello-probe-0.1.0.lbpkg"
-PLUGIN = "probeauthor/hello-probe"
+PLUGINS = ROOT / "tests" / "plugins"
+FIXTURE = PLUGINS / "lbctl-tests-hello-0.1.0.lbpkg"
+PLUGIN = "lbctl-tests/hello"
+FAULTY, HOSTAPI = "lbctl-tests/faulty", "lbctl-tests/hostapi"
 FAKE = ROOT / "tests" / "fakeruntime.py"
 
 
-def install(home: Path, config: dict, *, plugin: str = PLUGIN, enabled: bool = True, package: Path = FIXTURE) -> None:
-    data = package.read_bytes()
-    sha = hashlib.sha256(data).hexdigest()
+def package(plugin: str) -> Path:
+    """The built package of one of the tests' own plugins (tests/plugins/<name>/)."""
+    return PLUGINS / f"{plugin.replace('/', '-')}-0.1.0.lbpkg"
+
+
+def install(home: Path, config: dict, *, plugin: str = PLUGIN, enabled: bool = True) -> None:
+    """Record `plugin` (one of tests/plugins) in the environment, as `lbctl install` would."""
+    path = package(plugin)
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
     env = Environment(home)
     with env.transaction() as state:
-        env.store_package(package, sha)
+        env.store_package(path, sha)
         now = datetime.datetime.now(datetime.timezone.utc).isoformat()
         state.plugins[plugin] = Record(plugin, "0.1.0", "local", sha, now, enabled=enabled)
         state.config[plugin] = config

@@ -45,16 +45,17 @@ def status(ctx: typer.Context) -> None:
     ctx.obj.render(runtime.status(ctx.obj.context))
 
 
-def logs(ctx: typer.Context, plugin_id: PluginId,
+def logs(ctx: typer.Context, plugin_id: OptPluginId = None,
          lines: Annotated[int, typer.Option("-n", "--lines", help="How many recent lines.")] = 100,
-         follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False) -> None:
-    """Print a running plugin's log lines."""
+         follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new lines.")] = False,
+         host: Annotated[bool, typer.Option("--host", help="The host's log instead: every line of the runtime.")] = False) -> None:
+    """Print the log lines a running plugin wrote, or (--host) everything the runtime wrote."""
     from lbctl.ops import runtime
 
     if follow:
-        ctx.obj.renderer.stream(runtime.follow(ctx.obj.context, plugin_id, lines=lines))
+        ctx.obj.renderer.stream(runtime.follow(ctx.obj.context, plugin_id, lines=lines, host=host))
     else:
-        ctx.obj.render(runtime.logs(ctx.obj.context, plugin_id, lines=lines))
+        ctx.obj.render(runtime.logs(ctx.obj.context, plugin_id, lines=lines, host=host))
 
 
 def restart(ctx: typer.Context, plugin_id: PluginId, timeout: Timeout = 60.0) -> None:

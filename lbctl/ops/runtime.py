@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from lbctl.context import Context
-from lbctl.errors import UsageError
+from lbctl.errors import PluginFailedError, UsageError
 from lbctl.models import Result
 
 
@@ -38,17 +38,29 @@ def status(ctx: Context) -> Result:
     return Result("runtime status", "runtime_status", _client(ctx).status())
 
 
-def logs(ctx: Context, plugin_id: str, *, lines: int = 100) -> Result:
-    return Result("logs", "logs", {"lines": _client(ctx).logs(plugin_id, lines)})
+def _log_source(plugin_id: str | None, host: bool) -> str | None:
+    if (plugin_id is None) == (not host):
+        raise UsageError("Name a plugin, or pass --host for the host's own log", hint="See `lbctl logs --help`.")
+    return plugin_id
 
 
-def follow(ctx: Context, plugin_id: str, *, lines: int = 10) -> Iterator[dict]:
-    return _client(ctx).follow(plugin_id, lines)
+def logs(ctx: Context, plugin_id: str | None, *, lines: int = 100, host: bool = False) -> Result:
+    """A plugin's log lines, or with `host` every line the runtime wrote (each with the plugin it belongs to)."""
+    return Result("logs", "logs", {"lines": _client(ctx).logs(_log_source(plugin_id, host), lines)})
+
+
+def follow(ctx: Context, plugin_id: str | None, *, lines: int = 10, host: bool = False) -> Iterator[dict]:
+    return _client(ctx).follow(_log_source(plugin_id, host), lines)
 
 
 def restart(ctx: Context, plugin_id: str, *, timeout: float = 60.0) -> Result:
+    """Exit 9 (spec §6) when the plugin does not start again."""
     outcome = _client(ctx, timeout).restart(plugin_id, timeout=timeout)
-    return Result("restart", "live_states", {"plugins": [outcome]}, exit_code=1 if outcome.get("state") == "failed" else 0)
+    if outcome.get("state") != "failed":
+        return Result("restart", "live_states", {"plugins": [outcome]})
+    error = PluginFailedError(f"{plugin_id}: {outcome.get('error')}", plugin=plugin_id,
+                              hint=f"See `lbctl logs {plugin_id}`.")
+    return Result("restart", "live_states", {"plugins": [outcome]}, errors=(error.to_json(),), exit_code=9)
 
 
 def tools(ctx: Context, plugin_id: str | None = None) -> Result:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import itertools
 import re
+from dataclasses import dataclass, field
 from typing import Any, Final, Iterator
 
+from lbctl.runtime import hostapis
 from lbctl.runtime.hostfile import HostFile
 from lbctl.runtime.protocol import HostAPIError
 from lbctl.runtime.storage import Storage, StorageKeyMissing
@@ -14,17 +18,40 @@ from lbctl.state import Environment
 SAFE_KEY: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
 
 
+@dataclass
+class Query:
+    """A tool call or command lbctl sent: what the plugin replies to it and the variables it sets."""
+
+    id: int
+    plugin: str
+    output: list = field(default_factory=list)
+    variables: dict = field(default_factory=dict)
+
+
 class Callbacks:
-    """Settings, storage and config files, each scoped to the plugin whose installation_uuid the request carries."""
+    """Settings, storage and config files, each scoped to the plugin whose installation_uuid the request carries;
+    the query APIs for lbctl's own calls; every other host API as hostapis.py says."""
 
     def __init__(self, env: Environment, file: HostFile, storage: Storage):
         self.env, self.file, self.storage = env, file, storage
+        self.queries: dict[int, Query] = {}
+        self._query_ids = itertools.count(1)
 
     async def handle(self, action: str, data: dict, context: dict | None) -> dict:
         method = getattr(self, f"_api_{action}", None)
         if method is None:
-            raise HostAPIError(f"NotImplementedError: host API '{action}' is not provided by lbctl")
+            return hostapis.answer(action, data)
         return method(data, context or {})
+
+    @contextlib.contextmanager
+    def query(self, plugin_id: str) -> Iterator[Query]:
+        """A query id for one call to `plugin_id`, valid until the call returns."""
+        query = Query(next(self._query_ids), plugin_id)
+        self.queries[query.id] = query
+        try:
+            yield query
+        finally:
+            del self.queries[query.id]
 
     def _plugin(self, context: dict) -> str:
         plugin_id = self.file.plugin_of(context.get("installation_uuid"))
@@ -80,6 +107,37 @@ class Callbacks:
         self.storage.delete(*self._owner(data, context), str(data.get("key")))
         return {}
 
+    def _query(self, data: dict, context: dict) -> Query:
+        query = self.queries.get(data.get("query_id"))
+        if query is None or query.plugin != self._plugin(context):
+            raise HostAPIError(f"LookupError: Query with query_id {data.get('query_id')} not found")
+        return query
+
+    def _api_reply_message(self, data: dict, context: dict) -> dict:
+        self._query(data, context).output.append({"text": chain_text(data.get("message_chain") or [])})
+        return {}
+
+    def _api_get_bot_uuid(self, data: dict, context: dict) -> dict:
+        self._query(data, context)
+        return {"bot_uuid": None}  # lbctl's calls come from no bot
+
+    def _api_set_query_var(self, data: dict, context: dict) -> dict:
+        self._query(data, context).variables[str(data.get("key"))] = data.get("value")
+        return {}
+
+    def _api_get_query_var(self, data: dict, context: dict) -> dict:
+        variables, key = self._query(data, context).variables, str(data.get("key"))
+        if key not in variables:
+            raise HostAPIError(f"KeyError: query variable {key!r} is not set")
+        return {"value": variables[key]}
+
+    def _api_get_query_vars(self, data: dict, context: dict) -> dict:
+        return {"vars": dict(self._query(data, context).variables)}
+
+    def _api_create_new_conversation(self, data: dict, context: dict) -> dict:
+        self._query(data, context)
+        return {}  # lbctl keeps no conversations, so every call already starts a new one
+
     def _api_get_config_file(self, data: dict, context: dict) -> dict:
         plugin_id, key = self._plugin(context), str(data.get("file_key"))
         config = self.env.load().config.get(plugin_id, {})
@@ -90,6 +148,12 @@ class Callbacks:
             return {"file_base64": base64.b64encode((self.env.files_dir / key).read_bytes()).decode()}
         except OSError:
             raise HostAPIError(f"FileNotFoundError: config file {key!r} is missing") from None
+
+
+def chain_text(chain: list) -> str:
+    """A message chain as text: its Plain parts, and the kind of every other part in brackets."""
+    parts = [c if isinstance(c, dict) else {} for c in chain]
+    return "".join(str(c.get("text", "")) if c.get("type") == "Plain" else f"[{c.get('type', '?')}]" for c in parts)
 
 
 def _strings(value: Any) -> Iterator[str]:

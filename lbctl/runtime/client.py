@@ -16,6 +16,7 @@ from lbctl.errors import (
     NoHostError,
     NotFoundError,
     NotInstalledError,
+    PluginFailedError,
     PreconditionError,
     ProtocolError,
     UsageError,
@@ -38,6 +39,7 @@ _ERRORS: Final[dict[str, type[LbctlError]]] = {
     "bad_request": UsageError,
     "timeout": NetworkError,
     "runtime_error": RuntimeActionError,
+    "plugin_failed": PluginFailedError,
     "internal": InternalError,
 }
 

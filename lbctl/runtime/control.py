@@ -13,7 +13,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
 from lbctl.runtime.client import short_address, socket_path
-from lbctl.runtime.protocol import ActionFailed, ConnectionLost, Peer
+from lbctl.runtime.protocol import ActionFailed, ConnectionLost, Peer, relayed_error
 
 if TYPE_CHECKING:
     from lbctl.runtime.host import Host, Live
@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SETTLED: Final = frozenset({"running", "failed", "disabled", "removed"})
+# Errors the runtime makes of a plugin's: it timed out, or its worker went away during the call.
+PLUGIN_ERRORS: Final = ("ActionCallTimeoutError: ", "ConnectionClosedError: ")
+# What langbot-plugin 0.7.18 raises for a missing subcommand (its CommandNotFoundError is no exception).
+NO_SUBCOMMAND: Final = "TypeError: exceptions must derive from BaseException"
 
 
 class OpError(Exception):
@@ -210,22 +214,44 @@ class Control:
         if not isinstance(args, dict):
             raise OpError("bad_request", "tool arguments must be a JSON object")
         await self._require(plugin_id, "tools", tool)
-        data = {"tool_name": tool, "tool_parameters": args, "session": _session(), "query_id": 0,
-                "include_plugins": [plugin_id]}  # fmt: skip
         peer, binding = self._connection(plugin_id)
-        reply = await peer.call("call_tool", data, binding, timeout=180)
-        return {"result": reply.get("tool_response")}
+        with self.host.callbacks.query(plugin_id) as query:
+            data = {"tool_name": tool, "tool_parameters": args, "session": _session(), "query_id": query.id,
+                    "include_plugins": [plugin_id]}  # fmt: skip
+            try:
+                reply = await peer.call("call_tool", data, binding, timeout=180)
+            except ActionFailed as exc:
+                raise _plugin_failed(plugin_id, exc) from None
+        return {"result": reply.get("tool_response"), **({"replies": query.output} if query.output else {})}
 
     async def _op_run_command(self, request: dict) -> dict:
+        """The command's frames, and the messages it replied meanwhile, in the order they came."""
         plugin_id = self._running_or_fail(request.get("id"))
         words = str(request.get("text") or "").strip().lstrip("!/").split()
         if not words:
             raise OpError("bad_request", "the command text is empty")
         await self._require(plugin_id, "commands", words[0])
-        data = {"command_context": _command_context(words), "include_plugins": [plugin_id]}
         peer, binding = self._connection(plugin_id)
-        frames = peer.stream("execute_command", data, binding, frame_timeout=180)
-        return {"result": [{k: v for k, v in frame.items() if v is not None} async for frame in frames]}
+        with self.host.callbacks.query(plugin_id) as query:
+            data = {"command_context": _command_context(words, query.id), "include_plugins": [plugin_id]}
+            try:
+                async for frame in peer.stream("execute_command", data, binding, frame_timeout=180):
+                    query.output.append({k: v for k, v in frame.items() if v is not None})
+            except ActionFailed as exc:
+                raise _plugin_failed(plugin_id, exc) from None
+        return {"result": query.output}
+
+
+def _plugin_failed(plugin_id: str, exc: ActionFailed) -> Exception:
+    """The plugin's own error (spec §6, exit 9) when the runtime relayed one; else the runtime's, as it was."""
+    message = str(exc)
+    own = relayed_error(message) or (message if message.startswith(PLUGIN_ERRORS) else None)
+    if own is None:
+        return exc
+    hint = f"See `lbctl logs {plugin_id}`."
+    if own == NO_SUBCOMMAND:
+        hint = f"The command may have no such subcommand (langbot-plugin reports that so). {hint}"
+    return OpError("plugin_failed", f"{plugin_id} failed: {own}", hint=hint, plugin=plugin_id)
 
 
 def _same_user(writer: asyncio.StreamWriter) -> bool:
@@ -256,8 +282,8 @@ def _session() -> dict:
     return {"launcher_type": "person", "launcher_id": "lbctl", "sender_id": "lbctl"}
 
 
-def _command_context(words: list[str]) -> dict:
+def _command_context(words: list[str], query_id: int) -> dict:
     text = " ".join(words)
-    return {"query_id": 0, "session": _session(), "command_text": text, "full_command_text": f"!{text}",
+    return {"query_id": query_id, "session": _session(), "command_text": text, "full_command_text": f"!{text}",
             "command": words[0], "crt_command": words[0], "params": words[1:], "crt_params": words[1:],
             "privilege": 2}  # fmt: skip

@@ -28,8 +28,9 @@ from lbctl.errors import LbctlError, PreconditionError
 from lbctl.runtime.callbacks import Callbacks
 from lbctl.runtime.control import Control
 from lbctl.runtime.hostfile import HostFile
+from lbctl.runtime.logs import LineReader
 from lbctl.runtime.process import RuntimeProcess
-from lbctl.runtime.protocol import ActionFailed, ConnectionLost, Peer, WebSocketTransport
+from lbctl.runtime.protocol import ActionFailed, ConnectionLost, Peer, WebSocketTransport, relayed_error
 from lbctl.runtime.storage import Storage
 from lbctl.state import Environment, State
 
@@ -39,7 +40,6 @@ START_TIMEOUT: Final = float(os.environ.get("LBCTL_RUNTIME_START_TIMEOUT", "30")
 APPLY_TIMEOUT: Final = 660.0  # the Runtime allows 600 s for a dependency environment
 POLL_INTERVAL: Final = 0.5
 HEARTBEAT_TICKS: Final = 40  # ping every 20 s, as LangBot does; three misses count as a dead runtime
-LEVEL: Final = re.compile(r"\[(DEBUG|INFO|WARNING|ERROR|CRITICAL)\]")
 
 Event = Callable[[dict], None]
 
@@ -71,12 +71,12 @@ class Host:
         self.live: dict[str, Live] = {}
         self.applied: dict[str, dict] = {}
         self.runtime_log: deque = deque(maxlen=2000)
+        self.lines = LineReader(lambda: self.file.data["installations"])
         self.runtime_version: str | None = None
         self.peer: Peer | None = None
         self.stopping = asyncio.Event()
         self._lock = asyncio.Lock()
         self._revision: int | None = None
-        self._last_plugin: str | None = None
         self._child: RuntimeProcess | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ class Host:
     async def _open(self) -> tuple[Any, int | None]:
         if self.connect:
             return await WebSocketTransport.connect(self.connect, self.token), None
-        self._child = await RuntimeProcess.start(self.dir, self.pypi_index_url, self._log_line)
+        self._child = await RuntimeProcess.start(self.dir, self.pypi_index_url, self._log_chunk)
         self._emit(event="runtime", state="starting", pid=self._child.pid)
         return self._child.transport, self._child.port
 
@@ -167,7 +167,10 @@ class Host:
     async def _stop_child(self) -> None:
         child, self._child = self._child, None
         if child is not None:
-            self._emit(event="runtime", state="stopped", returncode=await child.stop())
+            code = await child.stop()
+            for entry in self.lines.flush():
+                self._record(entry)
+            self._emit(event="runtime", state="stopped", returncode=code)
 
     async def _shutdown(self) -> None:
         peer = self.peer
@@ -305,7 +308,10 @@ class Host:
     def _failure(self, plugin_id: str) -> str:
         errors = [e["text"] for e in self.live[plugin_id].logs if e["level"] in ("ERROR", "CRITICAL")]
         reason = f"did not start within {START_TIMEOUT:g} s"
-        return f"{reason}: {errors[-1]}" if errors else f"{reason} (see `lbctl logs {plugin_id}`)"
+        if not errors:
+            return f"{reason} (see `lbctl logs {plugin_id}`)"
+        last = re.sub(r"^(?:[A-Za-z_]\w*\.)+(?=\w+: )", "", errors[-1])  # a traceback's module.path.Error
+        return f"{reason}: {relayed_error(last) or last}"
 
     def _set(self, plugin_id: str, state: str, error: str | None = None) -> None:
         live = self.live.get(plugin_id)
@@ -323,25 +329,16 @@ class Host:
 
     # -- log lines -----------------------------------------------------------------------------------
 
-    def _log_line(self, text: str) -> None:
-        if not text:
-            return
-        match = LEVEL.search(text)
-        plugin_id = self._attribute(text)
-        entry = {"ts": time.time(), "level": match.group(1) if match else "INFO", "text": text, "plugin": plugin_id}
-        self.runtime_log.append(entry)
-        if plugin_id in self.live:
-            self.live[plugin_id].logs.append(entry)
-        self.control.publish(entry)
+    def _log_chunk(self, pid: int | None, data: bytes) -> None:
+        for entry in self.lines.feed(pid, data):
+            self._record(entry)
 
-    def _attribute(self, text: str) -> str | None:
-        """Workers share the runtime's stderr: a line naming a plugin (or its installation) belongs to it,
-        and the lines after it (its log output, tracebacks) too, until another plugin is named."""
-        for plugin_id, inst in self.file.data["installations"].items():
-            if plugin_id in text or inst["uuid"] in text:
-                self._last_plugin = plugin_id
-                return plugin_id
-        return self._last_plugin
+    def _record(self, entry: dict) -> None:
+        """Every line goes to the host's log; a line that belongs to a plugin also to that plugin's."""
+        self.runtime_log.append(entry)
+        if entry["plugin"] in self.live:
+            self.live[entry["plugin"]].logs.append(entry)
+        self.control.publish(entry)
 
 
 @contextlib.contextmanager

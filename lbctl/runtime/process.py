@@ -1,4 +1,4 @@
-"""`lbp rt` as the host's child: the control protocol on its stdin and stdout, its log on stderr."""
+"""`lbp rt` as the host's child: the control protocol on its stdin and stdout, its log on stderr (logs.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Final
 
+from lbctl.runtime.logs import StderrChannel
 from lbctl.runtime.protocol import StdioTransport
 
 RUNTIME_CMD: Final = [sys.executable, "-m", "langbot_plugin.cli.__init__", "rt"]
@@ -29,26 +30,35 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+OnChunk = Callable[["int | None", bytes], None]
+
+
 class RuntimeProcess:
-    def __init__(self, child: asyncio.subprocess.Process, port: int, on_line: Callable[[str], None]):
+    def __init__(self, child: asyncio.subprocess.Process, port: int, stderr: StderrChannel, on_chunk: OnChunk):
         self.child, self.port = child, port
         self.transport = StdioTransport(child.stdout, child.stdin)
-        self._stderr = asyncio.create_task(_read_lines(child.stderr, on_line))
+        self.stderr = asyncio.create_task(stderr.read(on_chunk))
 
     @classmethod
-    async def start(cls, cwd: Path, pypi_index_url: str | None, on_line: Callable[[str], None]) -> RuntimeProcess:
-        """Start the runtime; every line it writes to stderr goes to `on_line`."""
+    async def start(cls, cwd: Path, pypi_index_url: str | None, on_chunk: OnChunk) -> RuntimeProcess:
+        """Start the runtime; whatever it or its workers write to stderr goes to `on_chunk(pid, data)`."""
         port = free_port()
         command = [*runtime_command(), "-s", "--skip-deps-check", "--ws-debug-port", str(port)]
         if pypi_index_url:
             command += ["--pypi-index-url", pypi_index_url]
-        # A new session makes the runtime and its plugin workers one process group we can kill as a whole.
-        child = await asyncio.create_subprocess_exec(
-            *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, cwd=cwd, start_new_session=True, limit=4 * 1024 * 1024,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-        return cls(child, port, on_line)
+        stderr = StderrChannel()
+        try:
+            # A new session makes the runtime and its plugin workers one process group we can kill as a whole.
+            child = await asyncio.create_subprocess_exec(
+                *command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=stderr.child_end(), cwd=cwd, start_new_session=True, limit=4 * 1024 * 1024,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )  # fmt: skip
+        except BaseException:
+            stderr.close()
+            raise
+        stderr.spawned()
+        return cls(child, port, stderr, on_chunk)
 
     @property
     def pid(self) -> int:
@@ -63,10 +73,9 @@ class RuntimeProcess:
         # Workers of a dead runtime keep its process group; take them down too.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.child.pid, signal.SIGKILL)
-        return await self.child.wait()
-
-
-async def _read_lines(stream: asyncio.StreamReader, on_line: Callable[[str], None]) -> None:
-    with contextlib.suppress(ValueError, ConnectionError):
-        async for raw in stream:
-            on_line(raw.decode(errors="replace").rstrip())
+        code = await self.child.wait()
+        # Every writer is dead now, so the last lines (a crash's traceback) arrive before EOF.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.stderr), 5)
+        self.stderr.cancel()
+        return code

@@ -37,6 +37,22 @@ class HostAPIError(Exception):
     """Raised by a handler to answer code 1 with this exact message."""
 
 
+RELAYED: Final = "ActionCallError: "
+
+
+def relayed_error(message: str) -> str | None:
+    """The error a peer behind the runtime answered, for a message the runtime relayed, else None.
+
+    The runtime wraps what a plugin answers in one `ActionCallError: ` per hop (plugin → runtime → host), so a
+    tool that raises ValueError arrives as "ActionCallError: ValueError: …"; the runtime's own refusals do not.
+    """
+    if not message.startswith(RELAYED):
+        return None
+    while message.startswith(RELAYED):
+        message = message[len(RELAYED) :]
+    return message
+
+
 def split_utf8(text: str, size: int) -> list[str]:
     """Pieces of at most `size` UTF-8 bytes, never cutting a character."""
     pieces, current, length = [], [], 0
