@@ -34,7 +34,7 @@ def download_wheels(ctx: Context, package_paths: Sequence[Path], dest_dir: Path,
     Each plugin's requirements are resolved together, with their own dependencies, as the runtime installs
     them; plugins are resolved apart because the runtime gives each its own environment.
     """
-    _check_target(python_version, platform)
+    check_target(python_version, platform)
     wheels: dict[str, dict] = {}
     for path in package_paths:
         info = lbpkg.read_file(Path(path))
@@ -151,7 +151,8 @@ def _wheel(path: Path) -> dict:
             "sha256": sha256_file(path), "plugins": []}
 
 
-def _check_target(python_version: str | None, platform: str | None) -> None:
+def check_target(python_version: str | None, platform: str | None) -> None:
+    """UsageError for a --python-version or --platform pip would not take (call it before downloading)."""
     if python_version is not None and not _PYTHON_VERSION.match(python_version):
         raise UsageError(f"Invalid --python-version {python_version!r}: use X.Y, e.g. 3.11")
     if platform is not None and not _PLATFORM.match(platform):
