@@ -49,7 +49,7 @@ def test_dockerfile_provisions_plugins_and_dependencies_then_runs_them_offline(t
     mapping = {"/opt/lbpkgs": str(tmp_path / "lbpkgs"), "/etc/lbctl": str(REPO / "examples"),
                "/var/lib/lbctl": str(tmp_path / "home"), "/var/cache/lbctl": str(tmp_path / "image-cache")}
     image_env, steps, cmd = recipe(mapping)
-    assert [s[1] for s in steps] == ["download", "sync", "deps", "verify", "doctor"]
+    assert [s[1] for s in steps] == ["download", "sync", "deps", "verify"]
     assert cmd == ["lbctl", "runtime", "serve"] and image_env["LBCTL_WHEELHOUSE"] == str(tmp_path / "lbpkgs")
     with FakeMarket() as market:
         market.add(make_lbpkg("langbot-team", "GoogleSearch", "0.1.0", config=[],
@@ -59,6 +59,9 @@ def test_dockerfile_provisions_plugins_and_dependencies_then_runs_them_offline(t
             _run_step(step, env, market)
         wheels = sorted(p.name for p in (tmp_path / "lbpkgs" / "wheels").glob("*.whl"))
         assert [w.split("-")[0] for w in wheels] == ["python_slugify", "text_unidecode"]
+        doctor = json.loads(_lbctl(["doctor", "--offline", "--json"], env).stdout)["data"]["checks"]
+        assert {"name": "dependencies", "ok": True, "hint": None, "detail": "requirements of 1 plugin resolve from "
+                f"wheelhouse {tmp_path / 'lbpkgs' / 'wheels'} (2 packages)"} in doctor
         listed = _lbctl(["list", "--json"], env)
         assert {p["id"]: p["source"] for p in json.loads(listed.stdout)["data"]["plugins"]} == {
             "langbot-team/GoogleSearch": "marketplace", "lbctl-examples/dice": "local"}
