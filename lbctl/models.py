@@ -64,6 +64,9 @@ class Record:
     enabled: bool = True
     previous_sha256: str | None = None
     previous_version: str | None = None
+    previous_source: str | None = None
+    previous_spec: str | None = None
+    previous_origin: str | None = None
     pinned: bool = False
     pin_reason: str | None = None
 
@@ -79,6 +82,9 @@ class Record:
             "enabled": self.enabled,
             "previous_sha256": self.previous_sha256,
             "previous_version": self.previous_version,
+            "previous_source": self.previous_source,
+            "previous_spec": self.previous_spec,
+            "previous_origin": self.previous_origin,
             "pinned": self.pinned,
             "pin_reason": self.pin_reason,
         }

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 PACKAGE_ACTIONS = frozenset({"install", "reinstall", "update", "downgrade", "rollback"})
 NOT_UPDATABLE = "{source} install: only marketplace installs are updated"
+PREVIOUS_FIELDS = ("previous_sha256", "previous_version", "previous_source", "previous_spec", "previous_origin")
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,14 @@ def enable_step(record: Record, enabled: bool) -> Step:
     return Step(record.id, verb, record, enabled=enabled, source=record.source, to=record.version)
 
 
+def pin_step(record: Record, pinned: bool, reason: str | None = None) -> Step:
+    if record.pinned == pinned and (not pinned or record.pin_reason == reason):
+        return Step(record.id, "skip", record, reason="already pinned" if pinned else "not pinned",
+                    source=record.source, to=record.version)
+    return Step(record.id, "pin" if pinned else "unpin", record, reason=reason, source=record.source,
+                to=record.version)
+
+
 def uninstall(records: dict[str, Record], ids: list[str], *, purge: bool) -> list[Step]:
     steps = []
     for pid in ids:
@@ -107,6 +116,8 @@ def sync(records: dict[str, Record], entries: list[Entry], candidates: dict[str,
         after = _after(record, candidates.get(entry.id))
         if after.enabled != entry.enabled:
             steps.append(enable_step(after, entry.enabled))
+        if after.pinned != entry.pinned:
+            steps.append(pin_step(after, entry.pinned, "pinned by a plugins file" if entry.pinned else None))
         if configs.get(entry.id) is not None:
             steps.append(config_step(after, configs[entry.id], f"set {', '.join(entry.config)}"))
     if prune:
@@ -122,7 +133,7 @@ def _after(record: Record | None, cand: Candidate | None) -> Record:
         assert record is not None
         return record
     return Record(cand.id, cand.info.version, cand.source, cand.info.sha256, "",
-                  enabled=record.enabled if record else True)
+                  enabled=record.enabled if record else True, pinned=record.pinned if record else False)
 
 
 def update_skip(record: Record) -> Step:
@@ -131,3 +142,13 @@ def update_skip(record: Record) -> Step:
 
 def up_to_date(record: Record) -> Step:
     return Step(record.id, "skip", record, reason="up to date", source=record.source, to=record.version)
+
+
+def previous_fields(current: Record | None, new_sha256: str) -> dict:
+    """What a new install keeps of the record it replaces, for `rollback`."""
+    if current is None:
+        return {}
+    if current.sha256 == new_sha256:
+        return {k: getattr(current, k) for k in PREVIOUS_FIELDS}
+    return {"previous_sha256": current.sha256, "previous_version": current.version,
+            "previous_source": current.source, "previous_spec": current.spec, "previous_origin": current.origin}

@@ -12,7 +12,8 @@ from lbctl.models import Result
 
 _PAST = {"install": "installed", "reinstall": "reinstalled", "update": "updated", "downgrade": "downgraded",
          "uninstall": "uninstalled", "purge": "purged", "config": "configured", "enable": "enabled",
-         "disable": "disabled", "skip": "skipped"}
+         "disable": "disabled", "skip": "skipped", "pin": "pinned", "unpin": "unpinned",
+         "rollback": "rolled back"}
 
 
 class Renderer:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 
 from lbctl import lbpkg
 from lbctl.errors import InvalidSpecError, NotFoundError, PackageMismatchError, UsageError
-from lbctl.models import PackageInfo
+from lbctl.fsutil import sha256_file
+from lbctl.models import PackageInfo, Record
 from lbctl.specs import Spec, marketplace_spec, parse_spec, select_version
 
 if TYPE_CHECKING:
@@ -114,6 +115,22 @@ class Resolver:
             raise PackageMismatchError(
                 f"{entry.id}: sha256 {cand.info.sha256} differs from the file's {entry.sha256}", plugin=entry.id)
         return cand
+
+    def previous(self, record: Record) -> Candidate:
+        """The package `record` replaced (for `rollback`): from the environment's store or the cache by its
+        sha256, else from the marketplace by its version."""
+        sha, version = record.previous_sha256 or "", record.previous_version or ""
+        source = record.previous_source or record.source
+        for found in (self.ctx.env.package_path(sha), self.ctx.cache.packages / f"{sha}.lbpkg"):
+            if found.is_file() and sha256_file(found) == sha:
+                info = lbpkg.read_file(found, sha)
+                return Candidate(info, found, source, record.previous_origin or str(found), record.previous_spec)
+        if source == "marketplace" and version:
+            cand = self.fetch(marketplace_spec(record.id, version), version)
+            if cand.info.sha256 == sha:
+                return replace(cand, spec=record.previous_spec)
+        raise NotFoundError(f"The package {record.id} {version} replaced is no longer available", plugin=record.id,
+                            hint=f"Install the version you want: `lbctl install '{record.id}=={version}'`.")
 
     def _local_file(self, entry: Entry) -> Path:
         """The entry's path, or else the package with its sha256 in the cache or the environment's store."""

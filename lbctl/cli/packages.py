@@ -16,6 +16,7 @@ def register(app: typer.Typer) -> None:
         ("list", list_, False), ("ls", list_, True), ("show", show, False), ("inspect", inspect, False),
         ("enable", enable, False), ("disable", disable, False), ("outdated", outdated, False),
         ("update", update, False), ("upgrade", update, True), ("download", download, False),
+        ("pin", pin, False), ("unpin", unpin, False), ("rollback", rollback, False),
     ):
         app.command(name, hidden=hidden)(fn)
 
@@ -115,3 +116,25 @@ def download(
 
     ctx.obj.render(op.download(ctx.obj.context, specs, dest, pre=pre, with_deps=with_deps,
                                python_version=python_version, platform=platform))
+
+
+def pin(ctx: typer.Context, ids: PluginIds,
+        reason: Annotated[Optional[str], typer.Option("--reason", help="Why (shown by outdated and update).")] = None) -> None:
+    """Hold plugins at their installed version: update --all, outdated and sync leave them alone."""
+    from lbctl.ops import pins
+
+    ctx.obj.render(pins.pin(ctx.obj.context, ids, reason=reason))
+
+
+def unpin(ctx: typer.Context, ids: PluginIds) -> None:
+    """Let pinned plugins be updated again."""
+    from lbctl.ops import pins
+
+    ctx.obj.render(pins.pin(ctx.obj.context, ids, pinned=False))
+
+
+def rollback(ctx: typer.Context, plugin_id: PluginId, dry_run: DryRun = False) -> None:
+    """Put back the package that the last install, update or downgrade replaced (config is kept)."""
+    from lbctl.ops import pins
+
+    ctx.obj.render(pins.rollback(ctx.obj.context, plugin_id, dry_run=dry_run))

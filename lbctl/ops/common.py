@@ -19,15 +19,28 @@ def require_ids(ids: list[str]) -> None:
 
 
 def confirm_switches(ctx: Context, steps: list[Step]) -> None:
+    """Ask before a step changes where a plugin comes from, or moves a pinned plugin to another version."""
     for step in steps:
-        if not step.switches_provenance:
-            continue
-        cur, new = step.current.source, step.candidate.source  # type: ignore[union-attr]
-        note = " A local install no longer receives updates." if new != "marketplace" else ""
-        message = f"{step.id} is a {cur} install; replace it with the {new} package?{note}"
-        if not (ctx.settings.yes or ctx.confirm(message)):
+        message = _switch(step) or _unpin(step)
+        if message and not (ctx.settings.yes or ctx.confirm(message)):
             raise ConfirmationNeededError(f"Not replacing {step.id}: not confirmed",
                                           hint="Pass --yes to confirm.", plugin=step.id)
+
+
+def _switch(step: Step) -> str | None:
+    if not step.switches_provenance:
+        return None
+    cur, new = step.current.source, step.candidate.source  # type: ignore[union-attr]
+    note = " A local install no longer receives updates." if new != "marketplace" else ""
+    return f"{step.id} is a {cur} install; replace it with the {new} package?{note}"
+
+
+def _unpin(step: Step) -> str | None:
+    cur, cand = step.current, step.candidate
+    if cur is None or cand is None or not cur.pinned or not step.changes or cand.info.version == cur.version:
+        return None
+    why = f" ({cur.pin_reason})" if cur.pin_reason else ""
+    return f"{step.id} is pinned at {cur.version}{why}; install {cand.info.version} anyway?"
 
 
 def planned(command: str, steps: list[Step], *, failed: list[Action] = (), errors: list[dict] = ()) -> Result:

@@ -20,20 +20,20 @@ FILE_TYPES = ("file", "array[file]")
 MAX_CONFIG_FILE = 10 * 1024 * 1024
 
 
-def _load(ctx: Context, plugin_id: str) -> tuple[Target, tuple[dict, ...], dict]:
+def _load(ctx: Context, plugin_id: str) -> tuple[Target, str, tuple[dict, ...], dict]:
     target = ctx.target
-    target.record(plugin_id)
-    return target, target.schema(plugin_id), target.config(plugin_id)
+    plugin_id = target.record(plugin_id).id
+    return target, plugin_id, target.schema(plugin_id), target.config(plugin_id)
 
 
 def show(ctx: Context, plugin_id: str) -> Result:
-    target, schema, values = _load(ctx, plugin_id)
+    target, plugin_id, schema, values = _load(ctx, plugin_id)
     rows = schema_mod.rows(schema, values)
     return Result("config show", "config", {"config": rows}, missing_config_warnings(plugin_id, schema, values))
 
 
 def get(ctx: Context, plugin_id: str, key: str, *, reveal: bool = False) -> Result:
-    _, schema, values = _load(ctx, plugin_id)
+    _, plugin_id, schema, values = _load(ctx, plugin_id)
     item = _item(schema, key)
     if item is None and key not in values:
         raise NotFoundError(f"{plugin_id} has no config key {key!r}", plugin=plugin_id)
@@ -51,7 +51,7 @@ def set_values(ctx: Context, plugin_id: str, assignments: list[str], *, force: b
                read_stdin: Callable[[], str] = lambda: "", start: bool = True) -> Result:
     if not assignments:
         raise UsageError("Give at least one KEY=VALUE")
-    target, schema, _ = _load(ctx, plugin_id)
+    target, plugin_id, schema, _ = _load(ctx, plugin_id)
     pairs = [_split(a) for a in assignments]
     if sum(raw == "-" for _, raw in pairs) > 1:
         raise UsageError("Only one KEY=- can read from stdin")
@@ -95,7 +95,7 @@ def _store_file(target: Target, path: Path) -> dict:
 def unset(ctx: Context, plugin_id: str, keys: list[str], *, start: bool = True) -> Result:
     if not keys:
         raise UsageError("Name at least one KEY")
-    target, _, values = _load(ctx, plugin_id)
+    target, plugin_id, _, values = _load(ctx, plugin_id)
     unknown = [k for k in keys if k not in values]
     if unknown:
         raise NotFoundError(f"{plugin_id} has no stored value for {', '.join(map(repr, unknown))}", plugin=plugin_id)
@@ -105,7 +105,7 @@ def unset(ctx: Context, plugin_id: str, keys: list[str], *, start: bool = True) 
 
 
 def edit(ctx: Context, plugin_id: str, *, editor: Callable[[str], str], start: bool = True) -> Result:
-    target, schema, values = _load(ctx, plugin_id)
+    target, plugin_id, schema, values = _load(ctx, plugin_id)
     text = schema_mod.to_toml(schema, values, include_secrets=False)
     edited = editor(text)
     if edited == text:
@@ -123,7 +123,7 @@ def _only_known(schema, new: dict, old: dict) -> dict:
 
 
 def export(ctx: Context, plugin_id: str, *, include_secrets: bool = False) -> Result:
-    _, schema, values = _load(ctx, plugin_id)
+    _, plugin_id, schema, values = _load(ctx, plugin_id)
     text = schema_mod.to_toml(schema, values, include_secrets=include_secrets)
     data = values if include_secrets else schema_mod.mask(schema, values)
     return Result("config export", "value", {"id": plugin_id, "config": data}, text=text)
@@ -131,7 +131,7 @@ def export(ctx: Context, plugin_id: str, *, include_secrets: bool = False) -> Re
 
 def import_(ctx: Context, plugin_id: str, file: Path, *, replace: bool = False, force: bool = False,
             start: bool = True) -> Result:
-    target, schema, _ = _load(ctx, plugin_id)
+    target, plugin_id, schema, _ = _load(ctx, plugin_id)
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:

@@ -14,6 +14,7 @@ def uninstall(ctx: Context, ids: list[str], *, purge: bool = False, dry_run: boo
     require_ids(ids)
     target = ctx.target
     records = target.records()
+    ids = target.expand(ids)
     kept = target.kept_config() if purge else set()
     for pid in ids:
         if pid not in records and pid not in kept:

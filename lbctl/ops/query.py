@@ -47,6 +47,7 @@ def _list_row(record: Record, status: str, latest: str | None) -> dict:
 def show(ctx: Context, plugin_id: str) -> Result:
     target = ctx.target
     record = target.record(plugin_id)
+    plugin_id = record.id
     info = target.package(plugin_id)
     values = target.config(plugin_id)
     view = package_view(info, values)

@@ -122,7 +122,7 @@ def _update(target: Target, ids: list[str], all_: bool, to: str | None, exclude:
             dry_run: bool, start: bool) -> Result:
     from lbctl.marketplace import fetch_many
 
-    chosen, steps = _selected(target.records(), ids, all_, exclude, target)
+    chosen, steps = _selected(target.records(), target.expand(ids), all_, exclude, target)
     resolver = target.resolver
     if chosen and not target.ctx.settings.offline:
         resolver.market  # noqa: B018 - one client for every worker thread, built before they start

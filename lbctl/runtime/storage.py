@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Final, Iterable, Iterator
 
 MAX_VALUE_BYTES: Final = 10 * 1024 * 1024
 
@@ -58,6 +59,25 @@ class Storage:
 
     def purge(self, owner_type: str, owner: str) -> None:
         self._db.execute("DELETE FROM storage WHERE owner_type=? AND owner=?", (owner_type, owner))
+
+    def owners(self, owner_type: str) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT DISTINCT owner FROM storage WHERE owner_type=?",
+                                                   (owner_type,))}
+
+    @contextmanager
+    def purging(self, owner_type: str, owners: Iterable[str], *, timeout: float) -> Iterator[None]:
+        """Delete the owners' rows in one transaction that commits only if the block ends without an error
+        (sqlite3.OperationalError when another process holds the database for longer than `timeout`)."""
+        self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for owner in owners:
+                self.purge(owner_type, owner)
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()

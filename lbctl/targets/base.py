@@ -42,10 +42,20 @@ class Target:
         raise NotImplementedError
 
     def record(self, plugin_id: str) -> Record:
-        record = self.records().get(plugin_id)
+        from lbctl.ids import expand
+
+        records = self.records()
+        record = records.get(expand(plugin_id, records))
         if record is None:
             raise self.not_installed(plugin_id)
         return record
+
+    def expand(self, ids: list[str]) -> list[str]:
+        """Ids as typed: a bare `name` that one installed plugin has becomes its `author/name`."""
+        from lbctl.ids import expand
+
+        records = self.records()
+        return [expand(pid, records) for pid in ids]
 
     def not_installed(self, plugin_id: str) -> NotInstalledError:
         from lbctl.ids import suggestion

@@ -28,7 +28,7 @@ from lbctl.errors import (CredentialsError, LbctlError, NetworkError, NotFoundEr
                           PluginFailedError, PreconditionError, ProtocolError, TaskFailedError)
 from lbctl.fsutil import write_atomic
 from lbctl.models import Component, PackageInfo, Record
-from lbctl.plan import PACKAGE_ACTIONS
+from lbctl.plan import PACKAGE_ACTIONS, PREVIOUS_FIELDS, previous_fields
 from lbctl.targets.base import Applied, Target
 
 if TYPE_CHECKING:
@@ -233,6 +233,10 @@ class LangBotTarget(Target):
             return []
         if step.action == "config":
             return self._set_config(step.id, step.config or {}, step.replace, deadline)
+        if step.action in ("pin", "unpin"):
+            pins = lambda n: n.setdefault("pins", {})  # noqa: E731
+            self.notes.change(lambda n: pins(n).__setitem__(step.id, step.reason) if step.action == "pin"
+                              else pins(n).pop(step.id, None))
         return []
 
     def _install(self, step: Step, deadline: float) -> list[str]:
@@ -245,9 +249,10 @@ class LangBotTarget(Target):
             self.ctx.cache.keep(cand.path, info.sha256)  # so that `freeze` finds a local package by sha256
             task = self.client.install_local(cand.path)
         self._finish(task, f"install {info.id} {info.version}", info.id, deadline)
+        previous = previous_fields(step.current, info.sha256)
         self.notes.change(lambda n: n.setdefault("plugins", {}).__setitem__(info.id, {
             "sha256": info.sha256, "spec": cand.spec, "origin": cand.origin, "source": cand.source,
-            "installed_at": _now()}))
+            "installed_at": _now(), "previous": previous}))
         warnings = [f"{info.id}: LangBot records a package from a URL as a local install; it receives no updates"
                     ] if cand.source == "url" else []
         return warnings + (self._restore_config(info.id, deadline) if step.current is None else [])
@@ -411,12 +416,14 @@ def _record(plugin_id: str, container: dict, notes: dict, index_url: str) -> Rec
     source = str(container.get("install_source") or "unknown")
     note = notes.get("plugins", {}).get(plugin_id, {})
     mine = note.get("sha256") == sha256  # lbctl's note still describes what LangBot has
+    previous = note.get("previous") if mine and isinstance(note.get("previous"), dict) else {}
     return Record(
         id=plugin_id, version=str(metadata.get("version") or ""), source=source, sha256=sha256,
         installed_at=note.get("installed_at") if mine else None, spec=note.get("spec") if mine else None,
         origin=note.get("origin") if mine else (index_url if source == "marketplace" else None),
         enabled=container.get("enabled") is not False, pinned=plugin_id in notes.get("pins", {}),
         pin_reason=notes.get("pins", {}).get(plugin_id),
+        **{k: previous.get(k) for k in PREVIOUS_FIELDS},
     )
 
 

@@ -7,16 +7,17 @@ changed plugins are then applied at once and waited for.
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from lbctl import configschema, lbpkg
-from lbctl.errors import LbctlError, StateCorruptError
+from lbctl.errors import LbctlError, PreconditionError, StateCorruptError
 from lbctl.fsutil import sha256_file, write_atomic
 from lbctl.models import PackageInfo, Record
-from lbctl.plan import PACKAGE_ACTIONS
+from lbctl.plan import PACKAGE_ACTIONS, previous_fields
 from lbctl.targets.base import Applied, Target
 
 if TYPE_CHECKING:
@@ -42,8 +43,9 @@ class LocalTarget(Target):
         return self.env.load().plugins
 
     def kept_config(self) -> set[str]:
+        """Uninstalled plugins whose config or stored data is still kept (what `--purge` can delete)."""
         state = self.env.load()
-        return set(state.config) - set(state.plugins)
+        return (set(state.config) | self.stored_data_owners()) - set(state.plugins)
 
     def package(self, plugin_id: str) -> PackageInfo:
         record = self.record(plugin_id)
@@ -96,16 +98,13 @@ class LocalTarget(Target):
     # --- changing ----------------------------------------------------------------------------------
     def apply(self, steps: list[Step], *, start: bool = True) -> Applied:
         applied = Applied()
-        purged: list[str] = []
-        with self.env.transaction() as state:
+        purged = [s.id for s in steps if s.action == "purge"]
+        # The stored data is deleted in a transaction that commits right after state.json: together or not at all.
+        with self._purging(purged), self.env.transaction() as state:
             for step in steps:
                 if step.changes:
                     applied.warnings += self._apply_one(state, step)
-                    if step.action == "purge":
-                        purged.append(step.id)
                 applied.actions.append(step.action_line("done"))
-        if purged:
-            self._purge_data(purged)
         if start:
             self._go_live(steps, applied)
         return applied
@@ -123,6 +122,9 @@ class LocalTarget(Target):
             state.config[step.id] = {**base, **(step.config or {})}
         elif step.action in ("enable", "disable") and record is not None:
             state.plugins[step.id] = replace(record, enabled=bool(step.enabled))
+        elif step.action in ("pin", "unpin") and record is not None:
+            state.plugins[step.id] = replace(record, pinned=step.action == "pin",
+                                             pin_reason=step.reason if step.action == "pin" else None)
         return []
 
     def _store(self, state: State, step: Step) -> list[str]:
@@ -131,12 +133,11 @@ class LocalTarget(Target):
         assert cand is not None
         info, cur = cand.info, state.plugins.get(step.id)
         self.env.store_package(cand.path, info.sha256)
-        replaced = cur is not None and cur.sha256 != info.sha256
         state.plugins[info.id] = Record(
             id=info.id, version=info.version, source=cand.source, sha256=info.sha256, installed_at=now(),
             spec=cand.spec, origin=cand.origin, enabled=cur.enabled if cur else True,
-            previous_sha256=cur.sha256 if replaced else (cur.previous_sha256 if cur else None),
-            previous_version=cur.version if replaced else (cur.previous_version if cur else None),
+            pinned=cur.pinned if cur else False, pin_reason=cur.pin_reason if cur else None,
+            **previous_fields(cur, info.sha256),
         )
         old_schema = self._stored_schema(cur.sha256) if cur else None
         values, _added, dropped = configschema.merge_schema_change(
@@ -150,16 +151,36 @@ class LocalTarget(Target):
         except LbctlError:
             return None
 
-    def _purge_data(self, ids: list[str]) -> None:
+    @contextmanager
+    def _purging(self, ids: list[str]) -> Iterator[None]:
         path = self.env.home / "storage.db"
-        if not path.exists():
+        if not ids or not path.exists():
+            yield
             return
+        import sqlite3
+
         from lbctl.runtime.storage import Storage
 
         storage = Storage(path)
         try:
-            for pid in ids:
-                storage.purge("plugin", pid)
+            with storage.purging("plugin", ids, timeout=self.ctx.settings.lock_timeout):
+                yield
+        except sqlite3.OperationalError as exc:
+            raise PreconditionError(f"Cannot purge the stored data of {', '.join(ids)}: {exc}", hint=(
+                "Another process holds the plugin storage (a runtime host?); nothing was changed: "
+                "stop it or retry.")) from None
+        finally:
+            storage.close()
+
+    def stored_data_owners(self) -> set[str]:
+        path = self.env.home / "storage.db"
+        if not path.exists():
+            return set()
+        from lbctl.runtime.storage import Storage
+
+        storage = Storage(path)
+        try:
+            return storage.owners("plugin")
         finally:
             storage.close()
 

@@ -1,0 +1,30 @@
+"""pin, unpin and rollback (spec §4), on any target."""
+
+from __future__ import annotations
+
+from lbctl import plan
+from lbctl.context import Context
+from lbctl.errors import NotFoundError
+from lbctl.models import Result
+from lbctl.ops.common import apply, confirm_switches, planned, require_ids
+
+
+def pin(ctx: Context, ids: list[str], *, reason: str | None = None, pinned: bool = True) -> Result:
+    require_ids(ids)
+    target = ctx.target
+    steps = [plan.pin_step(target.record(pid), pinned, reason) for pid in target.expand(ids)]
+    return apply("pin" if pinned else "unpin", target, steps, start=False)
+
+
+def rollback(ctx: Context, plugin_id: str, *, dry_run: bool = False, start: bool = True) -> Result:
+    target = ctx.target
+    record = target.record(target.expand([plugin_id])[0])
+    if not record.previous_sha256:
+        raise NotFoundError(f"{record.id} has nothing to roll back to", plugin=record.id,
+                            hint="Only a package that an install, update or downgrade replaced can be put back.")
+    candidate = target.resolver.previous(record)
+    steps = [plan.Step(record.id, "rollback", record, candidate)]
+    if dry_run:
+        return planned("rollback", steps)
+    confirm_switches(ctx, steps)
+    return apply("rollback", target, steps, start=start)
