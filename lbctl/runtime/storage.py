@@ -26,10 +26,10 @@ class StorageKeyMissing(KeyError):
 
 
 class Storage:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, timeout: float = 5.0):
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(_SCHEMA)
 

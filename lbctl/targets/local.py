@@ -153,34 +153,42 @@ class LocalTarget(Target):
 
     @contextmanager
     def _purging(self, ids: list[str]) -> Iterator[None]:
-        path = self.env.home / "storage.db"
-        if not ids or not path.exists():
+        if not ids or not (self.env.home / "storage.db").exists():
             yield
             return
         import sqlite3
 
-        from lbctl.runtime.storage import Storage
-
-        storage = Storage(path)
         try:
-            with storage.purging("plugin", ids, timeout=self.ctx.settings.lock_timeout):
-                yield
+            storage = self._storage()
+            try:
+                with storage.purging("plugin", ids, timeout=self.ctx.settings.lock_timeout):
+                    yield
+            finally:
+                storage.close()
         except sqlite3.OperationalError as exc:
-            raise PreconditionError(f"Cannot purge the stored data of {', '.join(ids)}: {exc}", hint=(
+            raise PreconditionError(f"Cannot purge {', '.join(ids)}: the plugin storage (storage.db): {exc}", hint=(
                 "Another process holds the plugin storage (a runtime host?); nothing was changed: "
                 "stop it or retry.")) from None
-        finally:
-            storage.close()
 
-    def stored_data_owners(self) -> set[str]:
-        path = self.env.home / "storage.db"
-        if not path.exists():
-            return set()
+    def _storage(self):
         from lbctl.runtime.storage import Storage
 
-        storage = Storage(path)
+        return Storage(self.env.home / "storage.db", timeout=self.ctx.settings.lock_timeout)
+
+    def stored_data_owners(self) -> set[str]:
+        """Plugins with rows in storage.db (empty when it is missing or busy: only a hint for --purge)."""
+        import sqlite3
+
+        if not (self.env.home / "storage.db").exists():
+            return set()
+        try:
+            storage = self._storage()
+        except sqlite3.OperationalError:
+            return set()
         try:
             return storage.owners("plugin")
+        except sqlite3.OperationalError:
+            return set()
         finally:
             storage.close()
 
