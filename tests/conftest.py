@@ -36,7 +36,8 @@ def isolated(tmp_path, monkeypatch):
     """Every test gets its own home, cache and user config; nothing leaks from the machine."""
     for var in ("LBCTL_HOME", "LBCTL_CACHE_DIR", "LBCTL_CONFIG", "LBCTL_INDEX_URL", "LBCTL_OFFLINE",
                 "LBCTL_FIND_LINKS", "LBCTL_OUTPUT", "LBCTL_YES", "LBCTL_DEBUG", "VISUAL", "EDITOR",
-                "LBCTL_TARGET", "LBCTL_API_KEY", "LANGBOT_API_KEY", "LBCTL_TIMEOUT"):
+                "LBCTL_TARGET", "LBCTL_API_KEY", "LANGBOT_API_KEY", "LBCTL_TIMEOUT", "LBCTL_WHEELHOUSE",
+                "LANGBOT_PLUGIN_PYPI_INDEX_URL"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LBCTL_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("LBCTL_CACHE_DIR", str(tmp_path / "cache"))

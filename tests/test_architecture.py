@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "lbctl"
-PURE = ("lbpkg.py", "state.py", "models.py", "errors.py")
+PURE = ("lbpkg.py", "state.py", "models.py", "errors.py", "requirements.py", "plan.py", "plugins_file.py")
 MAY_PRINT = ("render.py", "cli/progress.py")
 MAY_PRINT_DIRS = ("runtime/",)  # the plugin runtime's own logging
 

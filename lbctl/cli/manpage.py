@@ -45,7 +45,15 @@ ENVIRONMENT: Final = (
                      "(see \\fBlbctl config\\-path\\fR)."),
     ("LBCTL_LOCK_TIMEOUT", "Seconds to wait for an environment locked by another lbctl process "
                            "before exiting 6 (default 10)."),
-    ("LBCTL_TIMEOUT", "Seconds before a network request times out (default 60)."),
+    ("LBCTL_TIMEOUT", "The whole-request deadline for network calls and how long to wait for a plugin to "
+                      "start, as \\fB\\-\\-timeout\\fR (default 60)."),
+    ("LBCTL_TARGET", "The target: local, a target name or a LangBot URL (a comma list where several are "
+                     "accepted), as \\fB\\-\\-target\\fR."),
+    ("LBCTL_API_KEY, LANGBOT_API_KEY", "The API key of a LangBot target, when the variable named by "
+                                       "\\fBtarget add \\-\\-api\\-key\\-env\\fR is not set."),
+    ("LBCTL_WHEELHOUSE", "A wheelhouse that \\fBruntime serve\\fR and \\fBdoctor\\fR use as the only index "
+                         "for plugin dependencies."),
+    ("LANGBOT_PLUGIN_PYPI_INDEX_URL", "The index the runtime installs plugin dependencies from."),
     ("LBCTL_DEBUG", "Set to 1 to show the traceback of errors, as \\fB\\-\\-debug\\fR."),
     ("VISUAL, EDITOR", "The editor \\fBlbctl config edit\\fR opens (VISUAL first)."),
 )
@@ -58,6 +66,10 @@ FILES: Final = (
     ("HOME/packages/", "The installed packages, named by sha256, and each plugin's previous package."),
     ("HOME/files/", "Files uploaded as config values of type file."),
     ("HOME/storage.db", "The plugins' stored data (SQLite), kept by \\fBlbctl runtime serve\\fR."),
+    ("HOME/targets/", "Per LangBot target: the provenance LangBot forgets, config kept across an uninstall "
+                      "(secrets excepted), digests of sent secrets, pins. Mode 0600."),
+    ("CONFIG_DIR/credentials.toml", "API keys (and optional logins) stored by \\fBlbctl target login\\fR. "
+                                    "Mode 0600."),
     ("HOME/runtime/", "The running host's socket (host.sock), lock and status files."),
     ("HOME/.lock", "The lock that keeps two lbctl processes from changing the environment at once."),
     ("CACHE", "The download cache: \\fB\\-\\-cache\\-dir\\fR, else LBCTL_CACHE_DIR, else the platform cache "
