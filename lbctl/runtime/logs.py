@@ -38,6 +38,9 @@ NOISE: Final = {
         "a plugin worker's stdout closed: the worker exited; the runtime's next line says what it does next",
     "Error receiving message: Unexpected error in reading":
         "the runtime stopped reading a plugin worker: expected when a plugin restarts or stops",
+    "Error receiving message: Connection closed":
+        "a plugin worker's process ended: expected when a plugin restarts or stops; the runtime's next line "
+        "says so when it was a crash",
 }  # fmt: skip
 
 Installations = dict  # plugin id -> {"uuid", "digest", ...} (HostFile.data["installations"])
