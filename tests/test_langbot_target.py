@@ -356,3 +356,31 @@ def test_a_langbot_whose_runtime_is_not_connected_is_exit_6(lb):
         deadline = time.monotonic() + 60
         while not lb.server.ready() and time.monotonic() < deadline:
             time.sleep(0.2)
+
+
+def test_pin_and_rollback_work_on_langbot_too(lb):
+    lb.publish("held", "1.0.0", "2.0.0")
+    pid = f"{lb.author}/held"
+    lb.json("install", f"{pid}==1.0.0")
+    lb.json("pin", pid, "--reason", "waiting for 2.x")
+    assert lb.json("update", "--all")["data"]["actions"][0]["reason"] == "pinned: waiting for 2.x"
+    assert lb.json("update", pid, code=6)["errors"][0]["hint"].startswith("Unpin")
+    lb.json("unpin", pid)
+    lb.json("update", pid)
+    assert lb.plugin(pid)["install_info"]["plugin_version"] == "2.0.0"
+
+    back = lb.json("rollback", pid)
+    assert actions(back) == [(pid, "rollback", "done")]
+    plugin = lb.plugin(pid)
+    assert (plugin["install_source"], plugin["install_info"]["plugin_version"]) == ("marketplace", "1.0.0")
+    assert lb.json("show", pid)["data"]["plugin"]["pinned"] is False
+
+
+def test_install_r_and_specs_in_one_call(lb):
+    lb.publish("named", "1.0.0")
+    listed = lb.package("listed")
+    file = plugins_file(lb, f'[[plugin]]\nid = "{lb.author}/listed"\npath = "{listed.name}"\n')
+    doc = lb.json("install", "-r", str(file), f"{lb.author}/named")
+    assert sorted(actions(doc)) == [(f"{lb.author}/listed", "install", "done"), (f"{lb.author}/named", "install", "done")]
+    twice = lb.json("install", "-r", str(file), str(listed), code=2)
+    assert "both named and listed" in twice["errors"][0]["message"]

@@ -1,0 +1,130 @@
+"""Every ```console block of README.md, run as written in a terminal (a pseudo-terminal, 100 columns, no colour)
+in one fresh session: the output must be what the README shows.
+
+In an expected output `…` stands for any text on its line, and a line holding only `…` for any lines. The
+session's marketplace is the suite's fake one, `http://127.0.0.1:5300` is the suite's real LangBot, and
+`lbctl runtime serve` (shown "in another terminal") is started in the background for the blocks after it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+from pkgfactory import make_lbpkg
+
+pytestmark = [pytest.mark.langbot, pytest.mark.runtime]
+
+README = REPO / "README.md"
+DOC_LANGBOT = "http://127.0.0.1:5300"
+COLUMNS, ROWS = 100, 50
+BLOCK = re.compile(r"^```console\n(.*?)^```", re.M | re.S)
+
+
+@dataclass
+class Step:
+    command: str
+    expected: str
+    line: int
+
+
+def steps(text: str) -> list[Step]:
+    found = []
+    for block in BLOCK.finditer(text):
+        first = text.count("\n", 0, block.start(1)) + 1
+        current: Step | None = None
+        for offset, line in enumerate(block.group(1).splitlines()):
+            if line.startswith("$ "):
+                current = Step(line[2:], "", first + offset)
+                found.append(current)
+            elif current is not None:
+                current.expected += line + "\n"
+    return found
+
+
+def pattern(expected: str) -> re.Pattern:
+    parts = []
+    for line in expected.splitlines():
+        if line.strip() == "…":
+            parts.append(r"(?:[^\n]*\n)*?")
+        else:
+            parts.append(r"[^\n]*?".join(re.escape(piece) for piece in line.rstrip().split("…")) + r"\n")
+    return re.compile("".join(parts))
+
+
+def in_terminal(command: str, env: dict, timeout: float = 120) -> str:
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
+    proc = subprocess.Popen(["bash", "-c", command], stdin=slave, stdout=slave, stderr=slave, env=env,
+                            cwd=REPO, start_new_session=True)
+    os.close(slave)
+    chunks, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: every writer has closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    proc.wait(timeout=10)
+    text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    return "\n".join(line.rstrip() for line in text.splitlines()) + ("\n" if text else "")
+
+
+@pytest.fixture
+def session(tmp_path, langbot_server):
+    server, market = langbot_server
+    for version in ("0.1.0", "0.2.0"):
+        market.add(make_lbpkg("langbot-team", "WeatherNow", version, label="Weather Now",
+                              description="Current weather and forecasts as an LLM tool"), install_count=1200)
+    market.add(make_lbpkg("acme", "weather-alerts", "1.0.0", description="Severe weather alerts"), install_count=85)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "lbctl").symlink_to(Path(sys.executable).parent / "lbctl")  # `lbctl` as an activated venv has it
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "HOME": str(tmp_path), "LANG": "C.UTF-8", "TERM": "xterm",
+           "NO_COLOR": "1", "COLUMNS": str(COLUMNS), "LBCTL_HOME": str(tmp_path / "lbctl-home"),
+           "LBCTL_CACHE_DIR": str(tmp_path / "lbctl-cache"), "LBCTL_CONFIG": str(tmp_path / "config.toml"),
+           "LBCTL_INDEX_URL": market.url, "LANGBOT_API_KEY": server.api_key}
+    hosts: list[subprocess.Popen] = []
+    yield env, server, hosts
+    for host in hosts:
+        host.send_signal(signal.SIGINT)
+        host.wait(timeout=30)
+    server.remove_all_plugins()
+
+
+def test_every_console_block_of_the_readme_prints_what_it_shows(session):
+    env, server, hosts = session
+    for step in steps(README.read_text()):
+        command = step.command.replace(DOC_LANGBOT, server.url)
+        if command.split("#")[0].strip() == "lbctl runtime serve":
+            hosts.append(subprocess.Popen(["lbctl", "runtime", "serve"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, start_new_session=True))
+            deadline = time.monotonic() + 60
+            while "Runtime host up" not in in_terminal("lbctl runtime status", env) and time.monotonic() < deadline:
+                time.sleep(0.3)
+            continue
+        actual = in_terminal(command, env)
+        expected = step.expected.replace(DOC_LANGBOT, server.url)
+        assert pattern(expected).fullmatch(actual), (
+            f"README.md:{step.line}: `{step.command}` printed:\n{actual}\n--- but the README shows:\n{step.expected}")
+
+
+def test_the_runner_tells_a_wrong_output_from_a_right_one():
+    assert pattern("a … c\n…\nend\n").fullmatch("a b c\nx\ny\nend\n")
+    assert not pattern("a … c\nend\n").fullmatch("a b c\nx\nend\n")
+    assert [s.command for s in steps("```console\n$ one\nout\n$ two\n```\n")] == ["one", "two"]
