@@ -14,8 +14,8 @@ from typing import Any, Callable, Final
 
 import httpx
 
-from lbctl.errors import (CredentialsError, LbctlError, NetworkError, NotFoundError, PreconditionError,
-                          ProtocolError)
+from lbctl.errors import (CredentialsError, InvalidSpecError, LbctlError, NetworkError, NotFoundError,
+                          PreconditionError, ProtocolError)
 from lbctl.http import USER_AGENT, RetryingClient, TooLarge, read_limited
 
 API: Final = "/api/v1"
@@ -142,6 +142,8 @@ class LangBotClient:
                 status = response.status_code
         except TooLarge:
             raise self._protocol(subject, f"the answer exceeds {MAX_JSON_BYTES} bytes") from None
+        except httpx.InvalidURL as exc:
+            raise InvalidSpecError(f"Cannot request {subject[:200]}: {exc}") from None
         except httpx.HTTPError as exc:
             raise _transport_error(exc, self.where) from exc
         doc = _decode(body)
@@ -196,7 +198,8 @@ def _plugin_missing(plugin_id: str) -> Classifier:
 
 def _transport_error(exc: httpx.HTTPError, where: str) -> LbctlError:
     if isinstance(exc, httpx.TimeoutException):
-        return NetworkError(f"{where} timed out ({type(exc).__name__})")
+        detail = str(exc) if str(exc) not in ("", "timed out") else type(exc).__name__
+        return NetworkError(f"{where} timed out ({detail})")
     if isinstance(exc, httpx.ConnectError):
         return NetworkError(f"{where} is unreachable ({exc or type(exc).__name__})",
                             hint="Check the URL and that LangBot is running (--wait-ready waits for it).")
@@ -211,5 +214,5 @@ def make_http(base_url: str, *, api_key: str | None, timeout: float) -> httpx.Cl
         headers["X-API-Key"] = api_key
     # GETs are retried on connection errors and 502-504 only: LangBot's 500 and 429 are answers.
     return RetryingClient(retries=2, backoff=0.3, retry_on=lambda r: r.status_code in (502, 503, 504),
-                          base_url=base_url, timeout=httpx.Timeout(timeout), headers=headers,
+                          deadline=timeout, base_url=base_url, timeout=httpx.Timeout(timeout), headers=headers,
                           follow_redirects=False)

@@ -25,7 +25,7 @@ from lbctl.errors import (
     UsageError,
 )
 from lbctl.http import (MAX_BACKOFF, RETRY_STATUSES, USER_AGENT, RetryingClient, TooLarge,  # noqa: F401
-                        backoff_delay, read_limited, retry_after)
+                        backoff_delay, iter_decoded, read_capped, read_limited, retry_after)
 from lbctl.specs import ID_PART, VERSION_CHARS
 
 API: Final = "/api/v1/marketplace"
@@ -153,6 +153,8 @@ class MarketplaceClient:
                 if not response.is_success:
                     raise _status_error(response, subject, classify)
                 body = _read_limited(response, MAX_METADATA_BYTES, subject)
+        except httpx.InvalidURL as exc:
+            raise _invalid_url(subject, exc) from None
         except httpx.HTTPError as exc:
             raise _transport_error(exc, f"The marketplace at {self.index_url}") from exc
         return _Answer(subject, _envelope(body, subject))
@@ -179,6 +181,8 @@ class MarketplaceClient:
                 if not response.is_success:
                     raise _status_error(response, f"GET {fetch.url}", classify)
                 return _copy_body(response, out, fetch, on_progress)
+        except httpx.InvalidURL as exc:
+            raise _invalid_url(fetch.url, exc) from None
         except httpx.HTTPError as exc:
             raise _transport_error(exc, f"The download of {fetch.origin}") from exc
 
@@ -267,13 +271,7 @@ def _message(doc: Any) -> str:
 def _error_message(response: httpx.Response) -> str:
     """The `msg` of an error answer (read up to 64 KiB), or ""."""
     try:
-        chunks, size = [], 0
-        for chunk in response.iter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= MAX_ERROR_BYTES:
-                break
-        return _message(json.loads(b"".join(chunks)))
+        return _message(json.loads(read_capped(response, MAX_ERROR_BYTES)))
     except (httpx.HTTPError, ValueError, RecursionError):
         return ""
 
@@ -330,10 +328,16 @@ def _route_missing(status: int, msg: str) -> Exception | None:
     return _RouteMissing() if status == 404 else None
 
 
+def _invalid_url(subject: str, exc: Exception) -> InvalidSpecError:
+    shown = subject if len(subject) <= 200 else subject[:200] + "…"
+    return InvalidSpecError(f"Cannot request {shown}: {exc}")
+
+
 def _transport_error(exc: httpx.HTTPError, what: str) -> LbctlError:
     reason = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
-        return NetworkError(f"{what} timed out ({type(exc).__name__})", hint=NETWORK_HINT)
+        detail = type(exc).__name__ if reason == "timed out" else reason
+        return NetworkError(f"{what} timed out ({detail})", hint=NETWORK_HINT)
     if isinstance(exc, httpx.ConnectError):
         return NetworkError(f"{what} failed: cannot connect ({reason})", hint=NETWORK_HINT)
     if isinstance(exc, httpx.TransportError):
@@ -410,14 +414,15 @@ def _copy_body(response: httpx.Response, out: IO[bytes], fetch: _Fetch, on_progr
     if expected is not None and expected > fetch.max_bytes:
         raise _too_large(fetch.origin, fetch.max_bytes)
     digest, done = hashlib.sha256(), 0
-    for chunk in response.iter_bytes(CHUNK_SIZE):
-        done += len(chunk)
-        if done > fetch.max_bytes:
-            raise _too_large(fetch.origin, fetch.max_bytes)
-        digest.update(chunk)
-        _write(out, chunk)
-        if on_progress is not None:
-            on_progress(done, expected)
+    try:
+        for chunk in iter_decoded(response, fetch.max_bytes):
+            done += len(chunk)
+            digest.update(chunk)
+            _write(out, chunk)
+            if on_progress is not None:
+                on_progress(done, expected)
+    except TooLarge:
+        raise _too_large(fetch.origin, fetch.max_bytes) from None
     _check_complete(response.num_bytes_downloaded, expected, fetch.origin)
     return digest.hexdigest()
 
@@ -459,21 +464,19 @@ def _is_answer(response: httpx.Response) -> bool:
     length = response.headers.get("Content-Length", "")
     if not length.isdigit() or int(length) > MAX_ERROR_BYTES:
         return False
-    try:
-        response.read()
-        return _message(response.json()).startswith(VERSION_NOT_FOUND)
-    except (httpx.HTTPError, ValueError, RecursionError):
-        return False
+    return _error_message(response).startswith(VERSION_NOT_FOUND)
 
 
 def make_http(base_url: str, *, timeout: float = 30.0, retries: int = 3, backoff: float = 0.5) -> httpx.Client:
-    """The client every marketplace call uses: User-Agent, TLS verified, proxy variables honoured, retries."""
+    """The client every marketplace call uses: User-Agent, TLS verified, proxy variables honoured, retries, and
+    `timeout` as the deadline of each whole request."""
     if not base_url.lower().startswith(("http://", "https://")):
         raise UsageError(f"Invalid index URL {base_url!r}: it must start with http:// or https://")
     return RetryingClient(
         retries=retries,
         backoff=backoff,
         retry_on=should_retry,
+        deadline=timeout,
         base_url=base_url.rstrip("/"),
         timeout=httpx.Timeout(timeout),
         headers={"User-Agent": USER_AGENT},

@@ -6,14 +6,18 @@
 
 Versions are listed newest first in the order they were added (the last `add` is the latest release),
 like a service that orders by publish time. Fault knobs: `latency`, `truncate_downloads`, `broken`,
-`fail_requests`, `drop_requests`, `unified_search`.
+`fail_requests`, `drop_requests`, `unified_search`; hostile servers: `raw_answer` (any bytes with any
+Content-Encoding, e.g. a `gzip_bomb`), `bomb_downloads`, `trickle` (headers or body one byte at a time,
+forever) and `trickle_downloads`.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 import threading
 import time
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -95,6 +99,11 @@ class FakeMarket:
         self.fail_requests = 0  # the next N requests answer HTTP 503
         self.drop_requests = 0  # the next N requests get the connection closed without an answer
         self.unified_search = True  # False: /extensions/search answers 404, as older services do
+        self.raw_answer: tuple[str, bytes] | None = None  # (Content-Encoding, body) served for every request
+        self.trickle: str | None = None  # "headers" or "body": one byte per `trickle_interval`, never ending
+        self.trickle_interval = 0.5
+        self.bomb_downloads: tuple[str, bytes] | None = None  # like raw_answer, for package downloads only
+        self.trickle_downloads: float | None = None  # packages sent 64 bytes at a time, this many seconds apart
         self.requests: list[tuple[str, str]] = []
         self.in_flight = 0
         self.max_in_flight = 0  # the most requests waiting out `latency` at once: proof of concurrency
@@ -113,7 +122,7 @@ class FakeMarket:
         return f"http://127.0.0.1:{port}"
 
     def start(self) -> FakeMarket:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         name="fakemarket", daemon=True)
@@ -189,6 +198,14 @@ class FakeMarket:
         return None
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that gave up is not news
+            super().handle_error(request, client_address)
+
+
 def _handler_for(market: FakeMarket) -> type[BaseHTTPRequestHandler]:
     class Handler(_Handler):
         pass
@@ -232,7 +249,49 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if fault == "fail":
             return self._json(503, {"code": -1, "msg": "service unavailable"})
+        if self.market.trickle:
+            return self._trickle(self.market.trickle, self.market.trickle_interval)
+        if self.market.raw_answer is not None:
+            return self._raw(*self.market.raw_answer)
         _route(self, method, url.path, parse_qs(url.query), body)
+
+    def _raw(self, encoding: str, data: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Encoding", encoding)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _trickle_package(self, data: bytes, interval: float) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        try:
+            for offset in range(0, len(data), 64):
+                self.wfile.write(data[offset : offset + 64])
+                self.wfile.flush()
+                time.sleep(interval)
+        except OSError:
+            self.close_connection = True
+
+    def _trickle(self, phase: str, interval: float) -> None:
+        """An answer that never completes: each byte comes soon enough to reset any read timeout."""
+        self.close_connection = True
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        if phase == "body":
+            head += b"Content-Length: 1000000000\r\n\r\n"
+        else:
+            head += b"X-Slow: "
+        try:
+            self.wfile.write(head)
+            while True:
+                time.sleep(interval)
+                self.wfile.write(b" " if phase == "body" else b"a")
+                self.wfile.flush()
+        except OSError:
+            return  # the client gave up
 
     def _read_body(self) -> Any:
         length = int(self.headers.get("Content-Length") or 0)
@@ -268,6 +327,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(404, {"code": -1, "msg": f"{what} not found"})
 
     def package(self, data: bytes) -> None:
+        if self.market.bomb_downloads is not None:
+            return self._raw(*self.market.bomb_downloads)
+        if self.market.trickle_downloads is not None:
+            return self._trickle_package(data, self.market.trickle_downloads)
         if not self.market.truncate_downloads:
             return self._send(200, data, "application/octet-stream")
         self.send_response(200)
@@ -357,3 +420,24 @@ def _search(handler: _Handler, route: str, body: dict[str, Any]) -> None:
     found = _sorted(found, body.get("sort_by"), body.get("sort_order"))
     page = _page(found, body.get("page"), body.get("page_size"))
     handler.ok({route: [item.v4() for item in page], "total": len(found)})
+
+
+def gzip_bomb(size: int, layers: int = 1) -> bytes:
+    """`size` zero bytes (a multiple of 1 MiB) gzipped `layers` times, built fast from one repeated deflate
+    block: 1 GiB is about 1 MB with one layer and 2 KB with two. Serve it as Content-Encoding "gzip, gzip"."""
+    unit = 1 << 20
+    block = bytes(unit)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    deflate.compress(block)
+    deflate.flush(zlib.Z_FULL_FLUSH)
+    # After a full flush the dictionary is empty, so the next block compresses to bytes that can be repeated.
+    repeated = deflate.compress(block) + deflate.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(size // unit):
+        crc = zlib.crc32(block, crc)
+    data = (b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + repeated * (size // unit)
+            + deflate.flush(zlib.Z_FINISH) + struct.pack("<II", crc, size & 0xFFFFFFFF))
+    for _ in range(layers - 1):
+        outer = zlib.compressobj(9, zlib.DEFLATED, 31)
+        data = outer.compress(data) + outer.flush()
+    return data
