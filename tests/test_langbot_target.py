@@ -384,3 +384,20 @@ def test_install_r_and_specs_in_one_call(lb):
     assert sorted(actions(doc)) == [(f"{lb.author}/listed", "install", "done"), (f"{lb.author}/named", "install", "done")]
     twice = lb.json("install", "-r", str(file), str(listed), code=2)
     assert "both named and listed" in twice["errors"][0]["message"]
+
+
+def test_live_commands_on_langbot_through_its_api_or_exit_6(lb):
+    pid = "lbctl-examples/dice"
+    lb.json("install", str(DICE))
+    tools = lb.json("tools", pid)["data"]["tools"]
+    assert [(t["plugin"], t["name"]) for t in tools] == [(pid, "roll")] and tools[0]["parameters"]["properties"]
+    assert [c["name"] for c in lb.json("commands")["data"]["commands"]] == ["dice"]
+    assert lb.json("logs", pid)["data"]["lines"] == []  # LangBot 4.11 with runtime 0.7.x keeps none (doc §10.3)
+    pipeline = lb.server.api("/pipelines", method="POST", body={"name": f"lbctl-{lb.author}"})["data"]["uuid"]
+    result = lb.json("run-command", pid, "dice roll 2", "--pipeline", pipeline)["data"]["result"]
+    assert "rolled" in json.dumps(result), result
+    for args in (("call-tool", pid, "roll"), ("restart", pid), ("runtime", "status"), ("logs", "--host"),
+                 ("run-command", pid, "dice roll 2")):
+        doc = lb.json(*args, code=6)
+        assert doc["errors"][0]["code"] in ("precondition", "no_api"), doc
+    assert lb.json("runtime", "serve", code=6)["errors"][0]["message"].endswith("hosts the local one")

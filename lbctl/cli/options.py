@@ -17,4 +17,3 @@ PluginId = Annotated[str, typer.Argument(help="A plugin id (author/name).", meta
                                          autocompletion=complete_installed)]
 OptPluginId = Annotated[Optional[str], typer.Argument(help="A plugin id (author/name).", metavar="[ID]",
                                                       autocompletion=complete_installed)]
-Timeout = Annotated[float, typer.Option("--timeout", help="Seconds to wait for a live runtime host.")]

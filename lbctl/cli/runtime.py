@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from lbctl.cli.options import OptPluginId, PluginId, Timeout
+from lbctl.cli.options import OptPluginId, PluginId
 
 runtime_app = typer.Typer(help="Host the LangBot Plugin Runtime and inspect it.", no_args_is_help=True)
 
@@ -58,11 +58,11 @@ def logs(ctx: typer.Context, plugin_id: OptPluginId = None,
         ctx.obj.render(runtime.logs(ctx.obj.context, plugin_id, lines=lines, host=host))
 
 
-def restart(ctx: typer.Context, plugin_id: PluginId, timeout: Timeout = 60.0) -> None:
-    """Restart a running plugin."""
+def restart(ctx: typer.Context, plugin_id: PluginId) -> None:
+    """Restart a running plugin (waits --timeout for it to run again)."""
     from lbctl.ops import runtime
 
-    ctx.obj.render(runtime.restart(ctx.obj.context, plugin_id, timeout=timeout))
+    ctx.obj.render(runtime.restart(ctx.obj.context, plugin_id))
 
 
 def tools(ctx: typer.Context, plugin_id: OptPluginId = None) -> None:
@@ -80,17 +80,16 @@ def commands(ctx: typer.Context, plugin_id: OptPluginId = None) -> None:
 
 
 def call_tool(ctx: typer.Context, plugin_id: PluginId, tool: str,
-              args: Annotated[Optional[str], typer.Option("--args", help="Arguments as a JSON object.")] = None,
-              timeout: Timeout = 60.0) -> None:
+              args: Annotated[Optional[str], typer.Option("--args", help="Arguments as a JSON object.")] = None) -> None:
     """Call a running plugin's tool and print what it returns."""
     from lbctl.ops import runtime
 
-    ctx.obj.render(runtime.call_tool(ctx.obj.context, plugin_id, tool, args, timeout=timeout))
+    ctx.obj.render(runtime.call_tool(ctx.obj.context, plugin_id, tool, args))
 
 
 def run_command(ctx: typer.Context, plugin_id: PluginId, text: Annotated[str, typer.Argument(metavar="'TEXT'")],
-                timeout: Timeout = 60.0) -> None:
-    """Run a running plugin's command (e.g. 'probe ping') and print its output."""
+                pipeline: Annotated[Optional[str], typer.Option("--pipeline", metavar="UUID", help="On a LangBot target: the pipeline to run the command through.")] = None) -> None:
+    """Run a running plugin's command (e.g. 'dice roll 2') and print its output."""
     from lbctl.ops import runtime
 
-    ctx.obj.render(runtime.run_command(ctx.obj.context, plugin_id, text, timeout=timeout))
+    ctx.obj.render(runtime.run_command(ctx.obj.context, plugin_id, text, pipeline=pipeline))

@@ -11,10 +11,13 @@ from lbctl.errors import PluginFailedError, UsageError
 from lbctl.models import Result
 
 
-def _client(ctx: Context, timeout: float = 60.0):
-    from lbctl.runtime.client import HostClient
+def _client(ctx: Context):
+    """The live side of the target: the local runtime host, or a LangBot instance."""
+    return ctx.target.host()
 
-    return HostClient(ctx.env.home, timeout=timeout)
+
+def _id(ctx: Context, plugin_id: str | None) -> str | None:
+    return ctx.target.expand([plugin_id])[0] if plugin_id else None
 
 
 def serve(ctx: Context, *, connect: str | None = None, token_env: str | None = None,
@@ -24,6 +27,7 @@ def serve(ctx: Context, *, connect: str | None = None, token_env: str | None = N
     from lbctl.ops.deps import runtime_index
     from lbctl.runtime.host import serve as run_host
 
+    ctx.target.check_supported("runtime serve")
     token = None
     if token_env:
         token = os.environ.get(token_env)
@@ -46,16 +50,17 @@ def _log_source(plugin_id: str | None, host: bool) -> str | None:
 
 def logs(ctx: Context, plugin_id: str | None, *, lines: int = 100, host: bool = False) -> Result:
     """A plugin's log lines, or with `host` every line the runtime wrote (each with the plugin it belongs to)."""
-    return Result("logs", "logs", {"lines": _client(ctx).logs(_log_source(plugin_id, host), lines)})
+    return Result("logs", "logs", {"lines": _client(ctx).logs(_log_source(_id(ctx, plugin_id), host), lines)})
 
 
 def follow(ctx: Context, plugin_id: str | None, *, lines: int = 10, host: bool = False) -> Iterator[dict]:
-    return _client(ctx).follow(_log_source(plugin_id, host), lines)
+    return _client(ctx).follow(_log_source(_id(ctx, plugin_id), host), lines)
 
 
-def restart(ctx: Context, plugin_id: str, *, timeout: float = 60.0) -> Result:
+def restart(ctx: Context, plugin_id: str) -> Result:
     """Exit 9 (spec §6) when the plugin does not start again."""
-    outcome = _client(ctx, timeout).restart(plugin_id, timeout=timeout)
+    plugin_id = _id(ctx, plugin_id) or plugin_id
+    outcome = _client(ctx).restart(plugin_id, timeout=ctx.settings.timeout)
     if outcome.get("state") != "failed":
         return Result("restart", "live_states", {"plugins": [outcome]})
     error = PluginFailedError(f"{plugin_id}: {outcome.get('error')}", plugin=plugin_id,
@@ -64,14 +69,14 @@ def restart(ctx: Context, plugin_id: str, *, timeout: float = 60.0) -> Result:
 
 
 def tools(ctx: Context, plugin_id: str | None = None) -> Result:
-    return Result("tools", "tools", {"tools": _client(ctx).tools(plugin_id)})
+    return Result("tools", "tools", {"tools": _client(ctx).tools(_id(ctx, plugin_id))})
 
 
 def commands(ctx: Context, plugin_id: str | None = None) -> Result:
-    return Result("commands", "commands", {"commands": _client(ctx).commands(plugin_id)})
+    return Result("commands", "commands", {"commands": _client(ctx).commands(_id(ctx, plugin_id))})
 
 
-def call_tool(ctx: Context, plugin_id: str, tool: str, args: str | None, *, timeout: float = 60.0) -> Result:
+def call_tool(ctx: Context, plugin_id: str, tool: str, args: str | None) -> Result:
     import json
 
     try:
@@ -80,8 +85,14 @@ def call_tool(ctx: Context, plugin_id: str, tool: str, args: str | None, *, time
         raise UsageError(f"--args is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict):
         raise UsageError("--args must be a JSON object")
-    return Result("call-tool", "call_result", {"result": _client(ctx, timeout).call_tool(plugin_id, tool, parsed)})
+    result = _client(ctx).call_tool(_id(ctx, plugin_id), tool, parsed)
+    return Result("call-tool", "call_result", {"result": result})
 
 
-def run_command(ctx: Context, plugin_id: str, text: str, *, timeout: float = 60.0) -> Result:
-    return Result("run-command", "call_result", {"result": _client(ctx, timeout).run_command(plugin_id, text)})
+def run_command(ctx: Context, plugin_id: str, text: str, *, pipeline: str | None = None) -> Result:
+    """Run a plugin's command; on a LangBot target through a pipeline (`pipeline` is its uuid)."""
+    client = _client(ctx)
+    if pipeline is not None and ctx.target.kind == "local":
+        raise UsageError("--pipeline is for a LangBot target: locally a command runs directly")
+    args = (pipeline,) if pipeline is not None else ()
+    return Result("run-command", "call_result", {"result": client.run_command(_id(ctx, plugin_id), text, *args)})

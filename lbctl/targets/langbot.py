@@ -180,6 +180,9 @@ class LangBotTarget(Target):
     def check_supported(self, action: str) -> None:
         if action in ("enable", "disable"):
             raise PreconditionError(f"{NO_TOGGLE} ({self.where})", hint=TOGGLE_HINT)
+        if action == "runtime serve":
+            raise PreconditionError(f"{self.where} drives its own plugin runtime; `runtime serve` hosts the local one",
+                                    hint="Drop --target to host the local environment's plugins.")
 
     def apply(self, steps: list[Step], *, start: bool = True) -> Applied:
         for step in steps:
@@ -352,10 +355,15 @@ class LangBotHost:
     def call_tool(self, plugin_id: str, tool: str, args: dict) -> Any:
         raise self._no_api("call a plugin's tool")
 
-    def logs(self, plugin_id: str, lines: int) -> list[dict]:
+    def logs(self, plugin_id: str | None, lines: int) -> list[dict]:
+        if plugin_id is None:
+            raise self._no_api("show its runtime's own log")
         self.target.record(plugin_id)
         return [{"ts": e.get("ts"), "level": e.get("level"), "plugin": plugin_id, "text": e.get("text")}
                 for e in self.target.client.logs(plugin_id, lines) if isinstance(e, dict)]
+
+    def follow(self, plugin_id: str | None, lines: int) -> Any:
+        raise self._no_api("follow a plugin's log")
 
     def tools(self, plugin_id: str | None = None) -> list[dict]:
         return self._components("Tool", plugin_id, with_parameters=True)
