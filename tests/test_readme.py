@@ -9,6 +9,7 @@ session's marketplace is the suite's fake one, `http://127.0.0.1:5300` is the su
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import re
 import signal
@@ -17,8 +18,10 @@ import subprocess
 import sys
 import termios
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -29,7 +32,7 @@ pytestmark = [pytest.mark.langbot, pytest.mark.runtime]
 
 README = REPO / "README.md"
 DOC_LANGBOT = "http://127.0.0.1:5300"
-COLUMNS, ROWS = 100, 50
+COLUMNS, ROWS = 120, 50
 BLOCK = re.compile(r"^```console\n(.*?)^```", re.M | re.S)
 
 
@@ -81,13 +84,24 @@ def in_terminal(command: str, env: dict, timeout: float = 120) -> str:
         chunks.append(data)
     os.close(master)
     proc.wait(timeout=10)
-    text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
-    return "\n".join(line.rstrip() for line in text.splitlines()) + ("\n" if text else "")
+    return screen_text(b"".join(chunks))
 
 
-@pytest.fixture
-def session(tmp_path, langbot_server):
-    server, market = langbot_server
+def screen_text(output: bytes) -> str:
+    """What a terminal shows once `output` is written to it: progress bars erased, cursor moves applied."""
+    import pyte
+
+    screen = pyte.Screen(COLUMNS, 5000)
+    pyte.ByteStream(screen).feed(output)
+    lines = [line.rstrip() for line in screen.display[: screen.cursor.y + 1]]
+    while lines and not lines[-1]:
+        lines.pop()
+    return "".join(line + "\n" for line in lines)
+
+
+@contextmanager
+def open_session(tmp_path: Path, server, market) -> Iterator[tuple[dict, list]]:
+    """The README's world: a fake marketplace holding its plugins, a fresh home, `lbctl` on the PATH."""
     for version in ("0.1.0", "0.2.0"):
         market.add(make_lbpkg("langbot-team", "WeatherNow", version, label="Weather Now",
                               description="Current weather and forecasts as an LLM tool"), install_count=1200)
@@ -100,31 +114,50 @@ def session(tmp_path, langbot_server):
            "LBCTL_CACHE_DIR": str(tmp_path / "lbctl-cache"), "LBCTL_CONFIG": str(tmp_path / "config.toml"),
            "LBCTL_INDEX_URL": market.url, "LANGBOT_API_KEY": server.api_key}
     hosts: list[subprocess.Popen] = []
-    yield env, server, hosts
-    for host in hosts:
-        host.send_signal(signal.SIGINT)
-        host.wait(timeout=30)
-    server.remove_all_plugins()
+    try:
+        yield env, hosts
+    finally:
+        for host in hosts:
+            host.send_signal(signal.SIGINT)
+            host.wait(timeout=30)
+        server.remove_all_plugins()
 
 
-def test_every_console_block_of_the_readme_prints_what_it_shows(session):
-    env, server, hosts = session
-    for step in steps(README.read_text()):
-        command = step.command.replace(DOC_LANGBOT, server.url)
-        if command.split("#")[0].strip() == "lbctl runtime serve":
-            hosts.append(subprocess.Popen(["lbctl", "runtime", "serve"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, start_new_session=True))
-            deadline = time.monotonic() + 60
-            while "Runtime host up" not in in_terminal("lbctl runtime status", env) and time.monotonic() < deadline:
-                time.sleep(0.3)
-            continue
-        actual = in_terminal(command, env)
-        expected = step.expected.replace(DOC_LANGBOT, server.url)
-        assert pattern(expected).fullmatch(actual), (
-            f"README.md:{step.line}: `{step.command}` printed:\n{actual}\n--- but the README shows:\n{step.expected}")
+def _settled(env: dict) -> bool:
+    """The host is up and no plugin is still starting."""
+    done = subprocess.run(["lbctl", "runtime", "status", "--json"], env=env, capture_output=True, text=True)
+    try:
+        data = json.loads(done.stdout)["data"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return bool(data and data["host"]) and all(p["state"] != "starting" for p in data["plugins"])
+
+
+def run_step(step: Step, env: dict, url: str, hosts: list) -> str | None:
+    """Run one README command as a terminal would; `lbctl runtime serve` goes to the background."""
+    command = step.command.replace(DOC_LANGBOT, url)
+    if command.strip() == "lbctl runtime serve":
+        hosts.append(subprocess.Popen(["lbctl", "runtime", "serve"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL, start_new_session=True))
+        deadline = time.monotonic() + 60
+        while not _settled(env) and time.monotonic() < deadline:
+            time.sleep(0.3)
+        return None
+    return in_terminal(command, env).replace(url, DOC_LANGBOT)
+
+
+def test_every_console_block_of_the_readme_prints_what_it_shows(tmp_path, langbot_server):
+    server, market = langbot_server
+    with open_session(tmp_path, server, market) as (env, hosts):
+        for step in steps(README.read_text()):
+            actual = run_step(step, env, server.url, hosts)
+            assert actual is None or pattern(step.expected).fullmatch(actual), (
+                f"README.md:{step.line}: `{step.command}` printed:\n{actual}\n--- but the README shows:\n"
+                f"{step.expected}")
 
 
 def test_the_runner_tells_a_wrong_output_from_a_right_one():
     assert pattern("a … c\n…\nend\n").fullmatch("a b c\nx\ny\nend\n")
+    assert screen_text(b"50%\r\x1b[2Kdone\r\nnext\r\n") == "done\nnext\n"
     assert not pattern("a … c\nend\n").fullmatch("a b c\nx\nend\n")
     assert [s.command for s in steps("```console\n$ one\nout\n$ two\n```\n")] == ["one", "two"]

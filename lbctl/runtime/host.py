@@ -154,15 +154,18 @@ class Host:
         return self._child.transport, self._child.port
 
     async def _probe_version(self, port: int | None) -> str | None:
+        """The runtime's version from its /healthz, else (for a child we started) the installed package's."""
         import httpx
 
         url = f"http://127.0.0.1:{port}/healthz" if port else re.sub(r"^ws", "http", self.connect or "")
         url = url if port else re.sub(r"(//[^/]+).*$", r"\1/healthz", url)
-        try:
-            async with httpx.AsyncClient(timeout=3.0, trust_env=False) as http:
-                return (await http.get(url)).json()["runtime"]["version"]
-        except Exception:
-            return None
+        for _ in range(10):  # the health route comes up a moment after the control channel
+            try:
+                async with httpx.AsyncClient(timeout=3.0, trust_env=False) as http:
+                    return (await http.get(url)).json()["runtime"]["version"]
+            except Exception:  # noqa: BLE001 - any failure means "not yet" or "no version to report"
+                await asyncio.sleep(0.2)
+        return _installed_runtime() if port else None
 
     async def _stop_child(self) -> None:
         child, self._child = self._child, None
@@ -399,3 +402,12 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _installed_runtime() -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("langbot-plugin")
+    except importlib.metadata.PackageNotFoundError:
+        return None
