@@ -67,7 +67,7 @@ def _refusing(what: str) -> Iterator[None]:
     except IsADirectoryError:
         raise PackageInvalidError(f"{what} is a directory, not a .lbpkg file") from None
     except zipfile.BadZipFile as exc:
-        raise PackageInvalidError(f"Not a valid .lbpkg (zip) file: {exc}") from None
+        raise PackageInvalidError(f"not a valid .lbpkg (zip) file: {exc}") from None
     except _HOSTILE as exc:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
         raise PackageInvalidError(f"Cannot read {what}: {detail}") from None

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar
 
 from lbctl import lbpkg
-from lbctl.errors import InvalidSpecError, NotFoundError, PackageMismatchError, UsageError
+from lbctl.errors import InvalidSpecError, NotFoundError, PackageInvalidError, PackageMismatchError, UsageError
 from lbctl.fsutil import sha256_file
 from lbctl.models import PackageInfo, Record
 from lbctl.specs import Spec, marketplace_spec, parse_spec, select_version
@@ -55,7 +55,11 @@ def read_local(path: Path, spec: str | None = None) -> Candidate:
         raise NotFoundError(f"No such file: {path}")
     if not path.is_file():
         raise InvalidSpecError(f"{path} is not a regular file", hint="Give the path of a .lbpkg file.")
-    return Candidate(lbpkg.read_file(path), path, "local", str(path.resolve()), spec)
+    try:
+        info = lbpkg.read_file(path)
+    except PackageInvalidError as exc:
+        raise PackageInvalidError(f"{path}: {exc.message}", hint=exc.hint, plugin=exc.plugin) from None
+    return Candidate(info, path, "local", str(path.resolve()), spec)
 
 
 class Resolver:
@@ -188,8 +192,7 @@ class Resolver:
     def _download_dir(self) -> Path:
         """Where downloads land: the cache, or with --no-cache a scratch directory removed at exit."""
         if self.ctx.cache.enabled:
-            self.ctx.cache.packages.mkdir(parents=True, exist_ok=True)
-            return self.ctx.cache.packages
+            return self.ctx.cache.download_dir()
         return self.ctx.scratch
 
     def _progress(self, label: str):

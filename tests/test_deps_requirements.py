@@ -58,11 +58,12 @@ def test_install_refuses_what_the_runtime_would_refuse(case, lbctl, tmp_path):
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_inspect_refuses_it_with_the_same_reason(case, lbctl, tmp_path):
     text, reason = REFUSED[case]
-    result = lbctl("inspect", package(tmp_path, text))
+    path = package(tmp_path, text)
+    result = lbctl("inspect", path)
 
     assert result.exit_code == 2, result.output
     assert result.stdout == ""
-    assert result.stderr.startswith("error: requirements.txt") and reason in result.stderr
+    assert result.stderr.startswith(f"error: {path}: requirements.txt") and reason in result.stderr
 
 
 ACCEPTED = {

@@ -152,7 +152,7 @@ def test_refused_package_leaves_existing_environment_unchanged(lbctl, tmp_path, 
     bad.write_bytes(HOSTILE["kind"][0])
     result = lbctl("install", fixture_lbpkg, bad, "--force")
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: manifest.yaml kind")
+    assert result.stderr.startswith(f"error: {bad}: manifest.yaml kind")
     assert tree_snapshot(tmp_path / "home") == before
 
 

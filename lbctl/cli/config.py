@@ -40,7 +40,9 @@ def get(ctx: typer.Context, plugin_id: PluginId, key: str,
     ctx.obj.render(config.get(ctx.obj.context, plugin_id, key, reveal=reveal))
 
 
-@config_app.command("set")
+@config_app.command("set", epilog="Examples:  lbctl config set acme/echo greeting=hi count=3  ·  "
+                                  "printf %s \"$TOKEN\" | lbctl config set acme/echo api_key=-  ·  "
+                                  "lbctl config set acme/echo avatar=@face.png")
 def set_(ctx: typer.Context, plugin_id: PluginId,
          assignments: Annotated[List[str], typer.Argument(metavar="KEY=VALUE...", help="KEY=- reads stdin; KEY=@path stores a file.")],
          force: Force = False) -> None:

@@ -14,7 +14,8 @@ cache_app = typer.Typer(help="The download cache.", no_args_is_help=True)
 
 def register(app: typer.Typer) -> None:
     app.command("freeze")(freeze)
-    app.command("sync")(sync)
+    app.command("sync", epilog="Examples:  lbctl sync plugins.toml --prune  ·  lbctl sync --offline --find-links vendor "
+                                "plugins.toml  ·  lbctl --target prod --wait-ready 120 sync plugins.toml")(sync)
     app.command("verify")(verify)
     app.add_typer(cache_app, name="cache")
 

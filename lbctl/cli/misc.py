@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import os
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, List, Optional
 
 import typer
-
-help_app = typer.Typer(help="Reference help topics.", no_args_is_help=True)
-
 
 class Shell(str, Enum):
     bash = "bash"
@@ -18,7 +15,7 @@ class Shell(str, Enum):
 
 
 def register(app: typer.Typer) -> None:
-    app.add_typer(help_app, name="help")
+    app.command("help")(help_)
     app.command("config-path")(config_path)
     app.command("doctor")(doctor)
     app.command("completion")(completion)
@@ -28,12 +25,31 @@ def register(app: typer.Typer) -> None:
         install()
 
 
-@help_app.command("exit-codes")
-def exit_codes(ctx: typer.Context) -> None:
-    """Print the table of exit codes."""
+def help_(ctx: typer.Context,
+          topic: Annotated[Optional[List[str]], typer.Argument(metavar="[COMMAND...|exit-codes]")] = None) -> None:
+    """Show the help of a command (`lbctl help config set`), or the table of exit codes (`lbctl help exit-codes`)."""
     from lbctl.ops import info
 
-    ctx.obj.render(info.exit_codes())
+    if topic == ["exit-codes"]:
+        ctx.obj.render(info.exit_codes())
+        return
+    ctx.obj.render(info.command_help(command_help(ctx, topic or [])))
+
+
+def command_help(ctx: typer.Context, words: list[str]) -> str:
+    """The --help text of the command that `words` name (raises UsageError with a suggestion when none does)."""
+    from lbctl.errors import UsageError
+    from lbctl.ids import suggestion
+
+    command, context = ctx.parent.command, ctx.parent
+    for word in words:
+        sub = command.get_command(context, word) if hasattr(command, "get_command") else None
+        if sub is None:
+            known = command.list_commands(context) if hasattr(command, "list_commands") else []
+            raise UsageError(f"No command {' '.join(words)!r}", hint=suggestion(word, known) or "See `lbctl --help`.")
+        context = typer.Context(sub, info_name=word, parent=context)
+        command = sub
+    return command.get_help(context)
 
 
 def config_path(ctx: typer.Context) -> None:

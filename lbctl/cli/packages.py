@@ -10,6 +10,19 @@ import typer
 from lbctl.cli.options import DryRun, Force, PluginId, PluginIds, Pre
 
 
+EXAMPLES = {
+    "install": "Examples:  lbctl install langbot-team/WeatherNow  ·  lbctl install 'acme/echo>=1.2,<2'  ·  "
+               "lbctl install ./acme-echo-1.0.0.lbpkg  ·  lbctl install -r plugins.toml  ·  "
+               "lbctl --target prod install acme/echo==1.2.0",
+    "update": "Examples:  lbctl update --all  ·  lbctl update acme/echo --to 1.3.0  ·  lbctl update --all --dry-run",
+    "uninstall": "Examples:  lbctl uninstall acme/echo  ·  lbctl uninstall acme/echo --purge --yes",
+    "download": "Examples:  lbctl download acme/echo==1.2.0 -d vendor  ·  "
+                "lbctl download acme/echo -d bundle --with-deps --python-version 3.11",
+    "rollback": "Example:  lbctl rollback acme/echo --dry-run",
+    "pin": "Example:  lbctl pin acme/echo --reason '2.x needs a new API key'",
+}
+
+
 def register(app: typer.Typer) -> None:
     for name, fn, hidden in (
         ("install", install, False), ("uninstall", uninstall, False), ("remove", uninstall, True),
@@ -18,7 +31,7 @@ def register(app: typer.Typer) -> None:
         ("update", update, False), ("upgrade", update, True), ("download", download, False),
         ("pin", pin, False), ("unpin", unpin, False), ("rollback", rollback, False),
     ):
-        app.command(name, hidden=hidden)(fn)
+        app.command(name, hidden=hidden, epilog=EXAMPLES.get(name))(fn)
 
 
 def install(

@@ -14,7 +14,8 @@ def register(app: typer.Typer) -> None:
     app.add_typer(target_app, name="target")
 
 
-@target_app.command("add")
+@target_app.command("add", epilog="Examples:  lbctl target add prod https://bot.example.com --api-key-env PROD_KEY  ·  "
+                                  "echo \"$KEY\" | lbctl target login prod  ·  lbctl --target prod list")
 def add(ctx: typer.Context, name: Name, url: Annotated[str, typer.Argument(metavar="URL", help="LangBot's base URL, e.g. http://127.0.0.1:5300.")],
         api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", metavar="VAR", help="Read the API key from this environment variable.")] = None) -> None:
     """Add (or change) a LangBot target. The API key is never given on the command line."""

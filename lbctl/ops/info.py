@@ -17,3 +17,7 @@ def exit_codes() -> Result:
 def config_path(environ: Mapping[str, str]) -> Result:
     path = str(_config_path(environ))
     return Result("config-path", "value", {"key": "config_path", "value": path})
+
+
+def command_help(text: str) -> Result:
+    return Result("help", "text", {"help": text}, text=text)
