@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import sqlite3
@@ -208,3 +209,24 @@ def test_data_left_by_an_uninstall_can_still_be_purged(lbctl, market, home):
     ok(lbctl("uninstall", ID, "--purge", "--yes"))
     assert data_of(home, ID) == 0
     assert ok(lbctl("uninstall", ID, "--purge", "--yes", "--json"), 5).json["errors"][0]["code"] == "not_installed"
+
+
+def test_an_invalid_edit_on_a_terminal_reopens_the_editor_with_the_reason(market, tmp_path, lbctl):
+    from test_readme import in_terminal
+
+    ok(lbctl("install", f"{ID}==1.0.0"))
+    editor = tmp_path / "editor.py"
+    editor.write_text(
+        "import pathlib, sys\n"
+        "p = pathlib.Path(sys.argv[1]); n = pathlib.Path(sys.argv[0]).with_suffix('.count')\n"
+        "count = int(n.read_text()) if n.exists() else 0; n.write_text(str(count + 1))\n"
+        "text = p.read_text()\n"
+        "if count == 0: p.write_text(text.replace('count = 1', 'count = [broken'))\n"
+        "else:\n"
+        "    assert text.startswith('# lbctl: this edit was not saved: '), text\n"
+        "    p.write_text(text.replace('count = [broken', 'count = 5'))\n")
+    env = {**os.environ, "VISUAL": f"{sys.executable} {editor}"}
+    output = in_terminal(f"{sys.executable} -m lbctl config edit {ID}", env)
+    assert "configured acme/echo" in output, output
+    assert (tmp_path / "editor.count").read_text() == "2"
+    assert ok(lbctl("config", "get", ID, "count")).stdout.strip() == "5"

@@ -64,10 +64,11 @@ def unset(ctx: typer.Context, plugin_id: PluginId, keys: Annotated[List[str], ty
 
 @config_app.command("edit")
 def edit(ctx: typer.Context, plugin_id: PluginId) -> None:
-    """Edit the config as TOML in $VISUAL / $EDITOR; invalid edits are rejected and nothing is saved."""
+    """Edit the config as TOML in $VISUAL / $EDITOR; an invalid edit is reopened on a terminal, else refused."""
     from lbctl.ops import config
 
-    ctx.obj.render(config.edit(ctx.obj.context, plugin_id, editor=run_editor))
+    reopen = sys.stdin.isatty() and sys.stderr.isatty()
+    ctx.obj.render(config.edit(ctx.obj.context, plugin_id, editor=run_editor, reopen=reopen))
 
 
 @config_app.command("export")

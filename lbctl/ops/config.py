@@ -11,6 +11,7 @@ from lbctl import configschema as schema_mod
 from lbctl import plan
 from lbctl.context import Context
 from lbctl.errors import ConfigInvalidError, NotFoundError, UsageError
+from lbctl.fsutil import read_regular_file, read_text_file
 from lbctl.models import Action, Result
 from lbctl.ops.common import actions_result, apply
 from lbctl.ops.query import missing_config_warnings
@@ -82,13 +83,7 @@ def _convert(target: Target, schema, key: str, raw: str, force: bool, read_stdin
 
 
 def _store_file(target: Target, path: Path) -> dict:
-    try:
-        with open(path, "rb") as stream:
-            data = stream.read(MAX_CONFIG_FILE + 1)
-    except OSError as exc:
-        raise NotFoundError(f"Cannot read {path}: {exc.strerror}") from None
-    if len(data) > MAX_CONFIG_FILE:
-        raise ConfigInvalidError(f"{path} is larger than {MAX_CONFIG_FILE} bytes")
+    data = read_regular_file(path, MAX_CONFIG_FILE, "file")  # not a FIFO or a device: they hang or never end
     return target.store_file(path, data, mimetypes.guess_type(path.name)[0] or "application/octet-stream")
 
 
@@ -104,16 +99,39 @@ def unset(ctx: Context, plugin_id: str, keys: list[str], *, start: bool = True) 
                    start=start)
 
 
-def edit(ctx: Context, plugin_id: str, *, editor: Callable[[str], str], start: bool = True) -> Result:
+def edit(ctx: Context, plugin_id: str, *, editor: Callable[[str], str], reopen: bool = False,
+         start: bool = True) -> Result:
+    """Edit the config as TOML. With `reopen` (a terminal), an invalid edit goes back to the editor with the
+    reason on top, until it is valid or saved unchanged; otherwise it is refused and nothing is written."""
     target, plugin_id, schema, values = _load(ctx, plugin_id)
     text = schema_mod.to_toml(schema, values, include_secrets=False)
-    edited = editor(text)
-    if edited == text:
-        return actions_result("config edit", [])
+    shown = text
+    while True:
+        edited = editor(shown)
+        if edited in (text, shown) and shown == text:
+            return actions_result("config edit", [])
+        try:
+            new = _edited_values(schema, values, _without_error_note(edited))
+            break
+        except ConfigInvalidError as exc:
+            if not reopen or edited == shown:
+                raise
+            shown = f"{ERROR_NOTE}{exc.message}\n{_without_error_note(edited)}"
+    return _commit(target, plugin_id, "config edit", new, "edited", replace=True, start=start)
+
+
+ERROR_NOTE = "# lbctl: this edit was not saved: "
+
+
+def _without_error_note(text: str) -> str:
+    return "".join(line for line in text.splitlines(keepends=True) if not line.startswith(ERROR_NOTE))
+
+
+def _edited_values(schema: tuple[dict, ...], values: dict, edited: str) -> dict:
     kept = {k: values[k] for k in schema_mod.toml_omitted(schema, values, include_secrets=False)}
     new = {**kept, **schema_mod.restore_secrets(values, schema_mod.from_toml(edited))}
     schema_mod.validate(schema, _only_known(schema, new, values))
-    return _commit(target, plugin_id, "config edit", new, "edited", replace=True, start=start)
+    return new
 
 
 def _only_known(schema, new: dict, old: dict) -> dict:
@@ -132,10 +150,7 @@ def export(ctx: Context, plugin_id: str, *, include_secrets: bool = False) -> Re
 def import_(ctx: Context, plugin_id: str, file: Path, *, replace: bool = False, force: bool = False,
             start: bool = True) -> Result:
     target, plugin_id, schema, _ = _load(ctx, plugin_id)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NotFoundError(f"Cannot read {file}: {exc}") from None
+    text = read_text_file(file, MAX_CONFIG_FILE, "TOML file")
     incoming = schema_mod.validate(schema, schema_mod.from_toml(text), force=force)
     return _commit(target, plugin_id, "config import", incoming, "replaced" if replace else "merged",
                    replace=replace, start=start)
