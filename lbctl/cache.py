@@ -9,16 +9,24 @@ from pathlib import Path
 
 from lbctl import lbpkg
 from lbctl.errors import LbctlError
+from lbctl.fsutil import (PRIVATE_FILE, copy_atomic, is_sha256, private_dir, remove_stale_temporaries,
+                          sha256_file, write_atomic)
 
 
 class Cache:
     """Packages by sha256 under `cache_dir/packages`, and an index with one small file per
-    `author__name==version` holding its sha256 (parallel downloads never rewrite a shared file)."""
+    `author__name==version` holding its sha256 (parallel downloads never rewrite a shared file).
+
+    Nothing in the cache is trusted: a package is used only while its bytes have the sha256 it is filed under
+    (a damaged or replaced one is dropped, so it is downloaded again), and an index entry only when it holds
+    a sha256.
+    """
 
     def __init__(self, root: Path, enabled: bool = True):
         self.root = root
         self.enabled = enabled
         self._listing: set[str] | None = None
+        self._verified: set[str] = set()
         self._lock = threading.Lock()
 
     @property
@@ -33,9 +41,11 @@ class Cache:
             if name.startswith(prefix) and "==" in name:
                 pid, _, version = name.partition("==")
                 try:
-                    found[f"{pid.replace('__', '/', 1)}=={version}"] = (self.root / "index" / name).read_text().strip()
-                except OSError:
+                    sha = (self.root / "index" / name).read_text(encoding="ascii").strip()
+                except (OSError, ValueError):
                     continue
+                if is_sha256(sha):
+                    found[f"{pid.replace('__', '/', 1)}=={version}"] = sha
         return found
 
     def _names(self) -> list[str]:
@@ -49,36 +59,55 @@ class Cache:
             return sorted(self._listing)
 
     def versions(self, plugin_id: str) -> dict[str, Path]:
+        """version -> cached package of `plugin_id`, only for packages whose bytes match their sha256."""
         if not self.enabled:
             return {}
         found = {}
         for key, sha in self.entries(plugin_id).items():
             pid, _, version = key.partition("==")
-            path = self.packages / f"{sha}.lbpkg"
-            if pid == plugin_id and path.exists():
-                found[version] = path
+            if pid == plugin_id and self.intact(sha):
+                found[version] = self.packages / f"{sha}.lbpkg"
         return found
+
+    def intact(self, sha256: str) -> bool:
+        """Whether the cached package `sha256` is there with those bytes; a damaged one is removed."""
+        path = self.packages / f"{sha256}.lbpkg"
+        with self._lock:
+            if sha256 in self._verified:
+                return True
+        try:
+            ok = sha256_file(path) == sha256
+        except OSError:
+            return False
+        if not ok:
+            path.unlink(missing_ok=True)
+            return False
+        with self._lock:
+            self._verified.add(sha256)
+        return True
+
+    def download_dir(self) -> Path:
+        """Where downloads land (created owner-only); EnvironmentUnusableError when it cannot be."""
+        return private_dir(self.packages, root=self.root)
 
     def keep(self, path: Path, sha256: str) -> None:
         """Copy a verified package into the cache under its sha256 (so it can be found by hash later)."""
-        if not self.enabled:
+        if not self.enabled or self.intact(sha256):
             return
-        target = self.packages / f"{sha256}.lbpkg"
-        if not target.exists():
-            from lbctl.fsutil import copy_atomic
-
-            copy_atomic(path, target, sha256)
+        copy_atomic(path, self.download_dir() / f"{sha256}.lbpkg", sha256, mode=PRIVATE_FILE)
 
     def remember(self, plugin_id: str, version: str, sha256: str) -> None:
-        index = self.root / "index"
-        index.mkdir(parents=True, exist_ok=True)
         name = f"{plugin_id.replace('/', '__', 1)}=={version}"
-        tmp = index / f".{name}.{threading.get_ident()}.tmp"
-        tmp.write_text(sha256)
-        os.replace(tmp, index / name)  # a cache needs no fsync: a lost entry only costs a download
+        index = private_dir(self.root / "index", root=self.root)
+        write_atomic(index / name, sha256.encode(), durable=False)  # a lost entry only costs a download
         with self._lock:
             if self._listing is not None:
                 self._listing.add(name)
+
+    def tidy(self) -> None:
+        """Remove the temporary files of downloads and copies that a killed run left."""
+        for directory in (self.packages, self.root / "index"):
+            remove_stale_temporaries(directory)
 
 
 def find_links_index(dirs: tuple[Path, ...]) -> dict[str, dict[str, Path]]:
@@ -86,6 +115,8 @@ def find_links_index(dirs: tuple[Path, ...]) -> dict[str, dict[str, Path]]:
     found: dict[str, dict[str, Path]] = {}
     for directory in dirs:
         for path in sorted(Path(directory).glob("*.lbpkg")):
+            if not path.is_file():
+                continue  # a FIFO or a device would hang or never end
             try:
                 info = lbpkg.read_file(path)
             except LbctlError:

@@ -112,7 +112,11 @@ def check_size(key: Any, value: Any) -> Any:
 def read_value(stream: IO[str]) -> str:
     """Read a config value from `stream` (`KEY=-`), stopping just past the size limit so that a huge
     input is never held in memory; one trailing newline may follow a value of exactly the limit."""
-    text = stream.read(MAX_VALUE_BYTES + 2)
+    try:
+        text = stream.read(MAX_VALUE_BYTES + 2)
+    except UnicodeDecodeError:
+        raise ConfigInvalidError("The value read from stdin is not UTF-8 text",
+                                 hint="Pass binary data as a file: KEY=@path for file items.") from None
     if len(text) > MAX_VALUE_BYTES + 1:
         raise _too_big("The value read from stdin")
     return text

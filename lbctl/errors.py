@@ -113,6 +113,12 @@ class NoHostError(PreconditionError):
     code = "no_runtime_host"
 
 
+class EnvironmentUnusableError(PreconditionError):
+    """The home or the cache cannot be used: disk full, read-only, a file or a dangling link in the way."""
+
+    code = "environment_unusable"
+
+
 class NetworkError(LbctlError):
     code, exit_code = "network", ExitCode.NETWORK
 
@@ -137,6 +143,12 @@ class PluginFailedError(LbctlError):
 
 class StateCorruptError(LbctlError):
     code, exit_code = "state_corrupt", ExitCode.PRECONDITION
+
+
+class CommandInterruptedError(LbctlError):
+    """Ctrl-C or SIGTERM: the command stopped, leaving everything as before it or as after it."""
+
+    code, exit_code = "interrupted", ExitCode.INTERRUPTED
 
 
 class InternalError(LbctlError):

@@ -1,13 +1,24 @@
-"""Crash-safe file writes."""
+"""Crash-safe, owner-only file writes; temporary files a killed run left behind; failures of the disk as errors."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Final, Iterator
+
+from lbctl.errors import EnvironmentUnusableError
+
+PRIVATE_DIR: Final = 0o700
+PRIVATE_FILE: Final = 0o600
+# What a disk, a mount or a path in the way does; never a bug of lbctl.
+ENVIRONMENT_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                                       errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.EMLINK,
+                                       errno.ENAMETOOLONG, errno.EIO, errno.EFBIG})
 
 
 def sha256_file(path: Path) -> str:
@@ -18,35 +29,100 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+# --- errors ----------------------------------------------------------------------------------------------
+
+
+def unusable(exc: OSError, path: Path | str | None = None, action: str = "write") -> EnvironmentUnusableError:
+    """The one-line reason why `path` (or the file the error names) cannot be written (or read)."""
+    where = Path(path if path is not None else exc.filename or "?")
+    reason = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is exhausted",
+              errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+              errno.EPERM: "permission denied"}.get(exc.errno or 0)
+    obstacle = _obstacle(where)
+    if obstacle is not None and exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        reason = obstacle
+    return EnvironmentUnusableError(f"Cannot {action} {where}: {reason or exc.strerror or exc}",
+                                    hint="Free some space, or point --home / --cache-dir at a writable directory.")
+
+
+def _obstacle(path: Path) -> str | None:
+    """A dangling link or a file where a directory should be, on the way to `path`."""
+    for part in [*reversed(path.parents), path]:
+        if part.is_symlink() and not part.exists():
+            return f"{part} is a symbolic link to {os.readlink(part)}, which does not exist"
+        if part != path and part.exists() and not part.is_dir():
+            return f"{part} is a file, not a directory"
+    return None
+
+
 @contextmanager
-def atomic_writer(path: Path, mode: int = 0o600) -> Iterator[BinaryIO]:
-    """A stream whose content replaces `path` only when the block ends without an error, so that a crash
-    leaves either the old or the new file, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+def writing_to(path: Path) -> Iterator[None]:
+    """OSError from the block becomes EnvironmentUnusableError naming `path`."""
     try:
-        with os.fdopen(fd, "wb") as stream:
-            yield stream
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+        yield
+    except OSError as exc:
+        raise unusable(exc, path) from None
 
 
-def write_atomic(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    with atomic_writer(path, mode) as stream:
+# --- directories and writes ------------------------------------------------------------------------------
+
+
+def private_dir(path: Path, root: Path | None = None) -> Path:
+    """`path` as a directory; the ones it creates from `root` (default: `path` itself) down are owner-only
+    whatever the umask, those above `root` get the usual permissions (like `mkdir -p`)."""
+    root = path if root is None else root
+    assert root == path or root in path.parents, (root, path)
+    chain = [path, *path.parents[: len(path.parts) - len(root.parts)]]
+    with writing_to(path):
+        root.parent.mkdir(parents=True, exist_ok=True)
+        for part in reversed(chain):
+            try:
+                part.mkdir(mode=PRIVATE_DIR)
+            except FileExistsError:
+                if not part.is_dir():
+                    raise
+                continue
+            os.chmod(part, PRIVATE_DIR)
+    return path
+
+
+@contextmanager
+def atomic_writer(path: Path, mode: int = PRIVATE_FILE, *, durable: bool = True) -> Iterator[BinaryIO]:
+    """A stream whose content replaces `path` only when the block ends without an error, so that a crash
+    leaves either the old or the new file, never a mix. `durable=False` skips the fsyncs (a cache)."""
+    with writing_to(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with writing(path.parent), writing_to(path):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                yield stream
+                stream.flush()
+                if durable:
+                    os.fsync(stream.fileno())
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    if durable:
+        fsync_dir(path.parent)
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE_FILE, durable: bool = True) -> None:
+    with atomic_writer(path, mode, durable=durable) as stream:
         stream.write(data)
 
 
 def copy_atomic(src: Path, dest: Path, sha256: str, *, mode: int = 0o644) -> None:
     """Copy a file in blocks, checking it still has `sha256`, so the copy is the file that was verified."""
     digest = hashlib.sha256()
-    with atomic_writer(dest, mode) as target, open(src, "rb") as source:
+    with open(src, "rb") as source, atomic_writer(dest, mode) as target:
         for block in iter(lambda: source.read(1 << 20), b""):
             digest.update(block)
             target.write(block)
@@ -65,3 +141,89 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# --- temporary files of killed runs ----------------------------------------------------------------------
+#
+# A writer holds a shared flock on the directory while its temporary file exists; a sweep takes the exclusive
+# lock without waiting, so it only ever runs when no live process (of any PID namespace) is writing there,
+# and then every temporary file in it was left by a run that died.
+
+
+def is_temporary(name: str) -> bool:
+    return name.startswith(".") and name.endswith((".tmp", ".part"))
+
+
+@contextmanager
+def writing(directory: Path) -> Iterator[None]:
+    """Mark `directory` as having a live writer for the duration of the block."""
+    import fcntl
+
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        yield  # the write itself reports why the directory cannot be used
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(directory: Path) -> int:
+    """Delete the temporary files in `directory` when no live process is writing there; returns how many."""
+    import fcntl
+
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return 0
+    removed = 0
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for entry in os.scandir(directory):
+            if is_temporary(entry.name) and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                removed += 1
+    except OSError:
+        pass  # busy, read-only or gone: the next run tries again
+    finally:
+        os.close(fd)
+    return removed
+
+
+# --- reading files the user names ------------------------------------------------------------------------
+
+
+def read_regular_file(path: Path, limit: int, what: str = "file") -> bytes:
+    """The bytes of a regular file of at most `limit` bytes. A FIFO, a device or a directory is refused before
+    anything is read (opening a FIFO does not wait for a writer), and a file is never read past `limit`."""
+    from lbctl.errors import NotFoundError, UsageError
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        raise NotFoundError(f"No such {what}: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"Cannot read {path}: {exc.strerror or exc}") from None
+    with os.fdopen(fd, "rb") as stream:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{path} is not a regular file", hint=f"Give the path of a {what}.")
+        if info.st_size > limit:
+            raise UsageError(f"{path} is larger than the limit of {limit} bytes")
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise UsageError(f"{path} is larger than the limit of {limit} bytes")
+    return data
+
+
+def read_text_file(path: Path, limit: int, what: str = "file") -> str:
+    """`read_regular_file` decoded as UTF-8 (exit 2 when it is not)."""
+    from lbctl.errors import UsageError
+
+    try:
+        return read_regular_file(path, limit, what).decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not UTF-8 text") from None

@@ -20,12 +20,12 @@ from lbctl.errors import (
     NetworkError,
     NotFoundError,
     PackageInvalidError,
-    PreconditionError,
     ProtocolError,
     UsageError,
 )
 from lbctl.http import (MAX_BACKOFF, RETRY_STATUSES, USER_AGENT, RetryingClient, TooLarge,  # noqa: F401
                         backoff_delay, iter_decoded, read_capped, read_limited, retry_after)
+from lbctl.fsutil import PRIVATE_FILE, private_dir, writing, writing_to
 from lbctl.specs import ID_PART, VERSION_CHARS
 
 API: Final = "/api/v1/marketplace"
@@ -163,17 +163,18 @@ class MarketplaceClient:
         self, fetch: _Fetch, dest_dir: Path, on_progress: Progress | None, verify: Verify | None,
         classify: Classifier,
     ) -> tuple[Path, str]:
-        tmp = dest_dir / f".download-{uuid.uuid4().hex}.part"
-        out = _open_new(tmp)
-        try:
-            with out:
-                digest = self._stream_into(fetch, out, on_progress, classify)
-            if verify is not None:
-                verify(tmp, digest)
-            return _publish(tmp, dest_dir, digest), digest
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        tmp = private_dir(dest_dir) / f".download-{uuid.uuid4().hex}.part"
+        with writing(dest_dir):  # a live download: the next run's sweep leaves its .part file alone
+            out = _open_new(tmp)
+            try:
+                with out:
+                    digest = self._stream_into(fetch, out, on_progress, classify)
+                if verify is not None:
+                    verify(tmp, digest)
+                return _publish(tmp, dest_dir, digest), digest
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
 
     def _stream_into(self, fetch: _Fetch, out: IO[bytes], on_progress: Progress | None, classify: Classifier) -> str:
         try:
@@ -388,11 +389,8 @@ def _search_body(query: str, component: str | None, tags: tuple[str, ...], sort:
 
 def _open_new(tmp: Path) -> IO[bytes]:
     # The temporary file sits in the destination directory so that the final rename is atomic.
-    try:
-        tmp.parent.mkdir(parents=True, exist_ok=True)
-        return tmp.open("xb")
-    except OSError as exc:
-        raise PreconditionError(f"Cannot write to {tmp.parent}: {exc.strerror or exc}") from None
+    with writing_to(tmp.parent):
+        return open(tmp, "xb", opener=lambda path, flags: os.open(path, flags, PRIVATE_FILE))
 
 
 def _content_length(response: httpx.Response, origin: str) -> int | None:
@@ -428,10 +426,8 @@ def _copy_body(response: httpx.Response, out: IO[bytes], fetch: _Fetch, on_progr
 
 
 def _write(out: IO[bytes], chunk: bytes) -> None:
-    try:
+    with writing_to(Path(out.name)):
         out.write(chunk)
-    except OSError as exc:
-        raise PreconditionError(f"Cannot write the download: {exc.strerror or exc}") from None
 
 
 def _check_complete(received: int, expected: int | None, origin: str) -> None:
@@ -445,10 +441,9 @@ def _check_complete(received: int, expected: int | None, origin: str) -> None:
 
 
 def _publish(tmp: Path, dest_dir: Path, digest: str) -> Path:
+    # Always replaced: a file already under that name may be damaged, and the new one was just verified.
     target = dest_dir / f"{digest}.lbpkg"
-    if target.exists():
-        tmp.unlink()
-    else:
+    with writing_to(target):
         os.replace(tmp, target)
     return target
 

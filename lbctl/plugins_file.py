@@ -7,11 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lbctl.errors import LbctlError, PluginsFileError
+from lbctl.errors import LbctlError, NotFoundError, PluginsFileError
+from lbctl.fsutil import read_text_file
 
 ENTRY_KEYS = {"id": str, "version": str, "sha256": str, "enabled": bool, "config": dict, "path": str, "url": str,
               "pinned": bool}
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
+MAX_FILE_BYTES = 16 * 1024 * 1024
 _BLOCK = re.compile(r"^\s*\[\[\s*plugin\s*\]\]")
 
 
@@ -42,11 +44,11 @@ def read(file: Path) -> list[Entry]:
     from lbctl import tomlio
 
     try:
-        text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
+        text = read_text_file(file, MAX_FILE_BYTES, "plugins file")
+    except NotFoundError:
         raise PluginsFileError(f"No such plugins file: {file}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PluginsFileError(f"Cannot read {file}: {exc}") from None
+    except LbctlError as exc:
+        raise PluginsFileError(exc.message, hint=exc.hint) from None
     try:
         doc = tomlio.loads(text)
     except tomlio.TOMLDecodeError as exc:

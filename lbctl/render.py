@@ -1,9 +1,16 @@
 """The only place that prints: results and errors become tables on stdout, talk on stderr, or one JSON
-document on stdout."""
+document on stdout.
+
+Everything printed as text goes through `sanitize`: labels, descriptions, marketplace records, config values,
+plugin output and log lines come from outside, so their control characters are shown escaped (a terminal
+would obey them) and table cells are plain text, never rich markup.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import sys
 from typing import Any, Callable, TextIO
 
@@ -14,6 +21,16 @@ _PAST = {"install": "installed", "reinstall": "reinstalled", "update": "updated"
          "uninstall": "uninstalled", "purge": "purged", "config": "configured", "enable": "enabled",
          "disable": "disabled", "skip": "skipped", "pin": "pinned", "unpin": "unpinned",
          "rollback": "rolled back"}
+
+
+# C0 and C1 controls but tab and newline, DEL, and the bidirectional overrides that reorder what is shown.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def sanitize(text: str) -> str:
+    """`text` with every control character shown as its escape (ESC as \\u001b, as JSON and TOML write it: a
+    TOML file printed by `freeze` or `config export` stays valid and keeps its values)."""
+    return _CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 class Renderer:
@@ -38,12 +55,12 @@ class Renderer:
     # talk on stderr -------------------------------------------------------------------------------
     def note(self, message: str, *, level: int = 0) -> None:
         if self.level >= level and not (self.json and level > 0):
-            self.stderr.write(message + "\n")
+            self.stderr.write(sanitize(message) + "\n")
             self.stderr.flush()
 
     def warn(self, message: str) -> None:
         if self.level >= -1:
-            self.stderr.write(f"warning: {message}\n")
+            self.stderr.write(f"warning: {sanitize(message)}\n")
 
     # results --------------------------------------------------------------------------------------
     def result(self, result: Result) -> int:
@@ -63,7 +80,7 @@ class Renderer:
         for warning in result.warnings:
             self.warn(prefix + warning)
         if result.text is not None:
-            self.stdout.write(result.text)
+            self.stdout.write(sanitize(result.text))
         elif result.data is not None:
             TABLES.get(result.kind, _generic)(self, result.data)
         for error in result.errors:
@@ -80,9 +97,9 @@ class Renderer:
         return code
 
     def _error_line(self, error: dict) -> None:
-        self.stderr.write(f"error: {error['message']}\n")
+        self.stderr.write(f"error: {sanitize(error['message'])}\n")
         if error.get("hint"):
-            self.stderr.write(f"hint: {error['hint']}\n")
+            self.stderr.write(f"hint: {sanitize(error['hint'])}\n")
         self.stderr.flush()
 
     def _envelope(self, command: str, status: str, code: int, data: Any, warnings: list, errors: list) -> None:
@@ -109,31 +126,36 @@ class Renderer:
             if self.json:
                 self.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
             else:
-                self.stdout.write(_log_line(line) + "\n")
+                self.stdout.write(sanitize(_log_line(line)) + "\n")
             self.stdout.flush()
 
     def setup_logging(self) -> None:
-        import logging
-
         level = logging.WARNING - 10 * self.level
-        logging.basicConfig(level=max(level, logging.DEBUG), stream=self.stderr,
-                            format="%(levelname).1s %(name)s: %(message)s")
+        handler = logging.StreamHandler(self.stderr)
+        handler.setFormatter(_SanitizingFormatter("%(levelname).1s %(name)s: %(message)s"))
+        logging.basicConfig(level=max(level, logging.DEBUG), handlers=[handler])
 
     def table(self, columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:
         from rich import box
         from rich.table import Table
+        from rich.text import Text
 
         table = Table(*columns, box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
         for row in rows:
-            table.add_row(*["-" if v is None else str(v) for v in row])
+            table.add_row(*[Text("-" if v is None else sanitize(str(v))) for v in row])
         self.console().print(table)
 
     def plain(self, line: str = "") -> None:
-        self.stdout.write(line + "\n")
+        self.stdout.write(sanitize(line) + "\n")
 
     @property
     def tty(self) -> bool:
         return self.stdout.isatty()
+
+
+class _SanitizingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return sanitize(super().format(record))
 
 
 def _generic(r: Renderer, data: Any) -> None:

@@ -1,11 +1,12 @@
 """The environment: desired state, plugin config, and a content-addressed package store.
 
-Layout of the home directory:
-  state.json          schema, revision, plugins (records), config (per id; kept after uninstall)  0600
+Layout of the home directory (owner-only: directories 0700, files 0600):
+  state.json          schema, revision, plugins (records), config (per id; kept after uninstall)
   packages/<sha>.lbpkg every package in use, plus each plugin's previous one (for a rollback)
   files/              files uploaded as `file` config values
   .lock               inter-process lock (flock)
-One atomic rename of state.json is the commit point of every change.
+One atomic rename of state.json is the commit point of every change. Whatever a killed run left (temporary
+files, packages stored for a commit that never came) is removed by the next run that gets the lock.
 """
 
 from __future__ import annotations
@@ -13,18 +14,32 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Iterator
 
-from lbctl.errors import LockedError, StateCorruptError
-from lbctl.fsutil import copy_atomic, sha256_file, write_atomic
+from lbctl import interrupts
+from lbctl.errors import LbctlError, LockedError, StateCorruptError
+from lbctl.fsutil import (PRIVATE_FILE, copy_atomic, is_sha256, private_dir, remove_stale_temporaries,
+                          sha256_file, unusable, write_atomic, writing_to)
 from lbctl.models import Record
 
 SCHEMA: Final = 1
 STATE_FILE: Final = "state.json"
+ID: Final = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$")
+# field -> (accepted types, required); sha256 fields are checked for their form as well
+RECORD_FIELDS: Final[dict[str, tuple[tuple[type, ...], bool]]] = {
+    "id": ((str,), True), "version": ((str,), True), "source": ((str,), True), "sha256": ((str,), True),
+    "installed_at": ((str,), True), "spec": ((str, type(None)), False), "origin": ((str, type(None)), False),
+    "enabled": ((bool,), False), "previous_sha256": ((str, type(None)), False),
+    "previous_version": ((str, type(None)), False), "pinned": ((bool,), False),
+    "pin_reason": ((str, type(None)), False),
+}
+RECOVER_HINT: Final = ("Restore state.json from a backup, or move it away to start from an empty environment and "
+                       "reinstall (`lbctl sync FILE` with a plugins file from `lbctl freeze`).")
 
 
 @dataclass
@@ -46,7 +61,7 @@ class State:
     @classmethod
     def from_json(cls, data: Any, where: Path) -> State:
         if not isinstance(data, dict) or not isinstance(data.get("plugins", {}), dict):
-            raise StateCorruptError(f"{where} is not an lbctl state file")
+            raise _corrupt(where, "it is not an lbctl state file")
         schema = data.get("schema", SCHEMA)
         if not isinstance(schema, int) or schema > SCHEMA:
             raise StateCorruptError(
@@ -54,15 +69,39 @@ class State:
                 hint="Upgrade lbctl.",
             )
         data = _migrate(data, schema)
-        try:
-            plugins = {pid: Record.from_json(rec) for pid, rec in data["plugins"].items()}
-            config, revision = data.get("config") or {}, data.get("revision", 0)
-        except (TypeError, AttributeError) as exc:
-            raise StateCorruptError(f"{where} has an invalid plugin record: {exc}") from None
-        if not isinstance(config, dict) or not isinstance(revision, int) or isinstance(revision, bool):
-            raise StateCorruptError(f"{where} has an invalid config or revision")
+        plugins = {pid: _record(pid, rec, where) for pid, rec in data.get("plugins", {}).items()}
+        config, revision = data.get("config") or {}, data.get("revision", 0)
+        if not isinstance(config, dict) or not all(isinstance(v, dict) for v in config.values()):
+            raise _corrupt(where, "config must map plugin ids to objects")
+        if not isinstance(revision, int) or isinstance(revision, bool):
+            raise _corrupt(where, "revision is not an integer")
         extra = {k: v for k, v in data.items() if k not in ("schema", "revision", "plugins", "config")}
         return cls(plugins, dict(config), revision, extra)
+
+
+def _corrupt(where: Path, problem: str) -> StateCorruptError:
+    return StateCorruptError(f"{where} is damaged: {problem}", hint=RECOVER_HINT)
+
+
+def _record(pid: Any, rec: Any, where: Path) -> Record:
+    """A plugin record, checked field by field: a wrong type here would surface later as a crash."""
+    if not isinstance(pid, str) or not ID.match(pid):
+        raise _corrupt(where, f"{str(pid)[:80]!r} is not a plugin id")
+    if not isinstance(rec, dict):
+        raise _corrupt(where, f"the record of {pid} is not an object")
+    for key, (kinds, required) in RECORD_FIELDS.items():
+        if key not in rec:
+            if required:
+                raise _corrupt(where, f"the record of {pid} has no {key}")
+            continue
+        value = rec[key]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise _corrupt(where, f"{pid}: {key} is {type(value).__name__}, not {kinds[0].__name__}")
+        if key in ("sha256", "previous_sha256") and value is not None and not is_sha256(value):
+            raise _corrupt(where, f"{pid}: {key} is not a sha256")
+    if rec["id"] != pid:
+        raise _corrupt(where, f"the record filed under {pid} is for {rec['id'][:80]}")
+    return Record.from_json(rec)
 
 
 def _migrate(data: dict, schema: int) -> dict:
@@ -97,11 +136,11 @@ class Environment:
         except FileNotFoundError:
             return State()
         except OSError as exc:
-            raise StateCorruptError(f"Cannot read {self.state_file}: {exc.strerror}") from None
+            raise unusable(exc, self.state_file, "read") from None
         try:
             data = json.loads(raw)
-        except ValueError:
-            raise StateCorruptError(f"{self.state_file} is not valid JSON") from None
+        except (ValueError, RecursionError):
+            raise _corrupt(self.state_file, "it is not valid JSON") from None
         return State.from_json(data, self.state_file)
 
     @contextmanager
@@ -112,16 +151,23 @@ class Environment:
         """
         with self.lock():
             before = self.load()
+            self._tidy(before)
             state = copy.deepcopy(before)
-            yield state
-            if state.to_json() != before.to_json():
-                state.revision = before.revision + 1
-                self._save(state)
-                self.collect_garbage(state)
+            try:
+                yield state
+                if state.to_json() != before.to_json():
+                    state.revision = before.revision + 1
+                    with interrupts.deferred():
+                        self._save(state)
+                        self.collect_garbage(state)
+            except BaseException:
+                with interrupts.deferred():
+                    self._forget_unused()
+                raise
 
     def _save(self, state: State) -> None:
         data = json.dumps(state.to_json(), indent=1, ensure_ascii=False).encode()
-        write_atomic(self.state_file, data, mode=0o600)
+        write_atomic(self.state_file, data, mode=PRIVATE_FILE)
 
     def store_package(self, source: Path, sha256: str) -> Path:
         """Store a verified package file under its sha256; a stored copy that was damaged is replaced."""
@@ -131,7 +177,8 @@ class Environment:
         except OSError:
             intact = False
         if not intact:
-            copy_atomic(source, path, sha256)
+            private_dir(self.packages_dir, root=self.home)
+            copy_atomic(source, path, sha256, mode=PRIVATE_FILE)
         return path
 
     def collect_garbage(self, state: State) -> None:
@@ -144,14 +191,42 @@ class Environment:
             if path.stem not in keep:
                 path.unlink(missing_ok=True)
 
+    def _forget_unused(self) -> None:
+        """After a failed change: drop the packages it stored, judged by the state on disk (which a commit
+        cut short by the failure may already have replaced)."""
+        try:
+            self.collect_garbage(self.load())
+        except (OSError, StateCorruptError):
+            pass  # the next run tidies up
+
+    def _tidy(self, state: State) -> None:
+        """Remove what killed runs left: temporary files, and packages stored for a commit that never came."""
+        for directory in (self.home, self.packages_dir, self.files_dir):
+            remove_stale_temporaries(directory)
+        try:
+            self.collect_garbage(state)
+        except OSError:
+            pass  # a read-only home: nothing can be left there anyway
+
+    def tidy(self) -> None:
+        """`_tidy` for a command that changes nothing: only when the environment exists and is not locked."""
+        if not (self.home / ".lock").exists():
+            return  # never used, or not by this version: nothing to tidy, and nothing to create
+        try:
+            with self.lock(timeout=0):
+                self._tidy(self.load())
+        except (LbctlError, OSError):
+            pass  # locked, read-only or damaged: the command itself says so if it matters
+
     @contextmanager
-    def lock(self) -> Iterator[None]:
+    def lock(self, timeout: float | None = None) -> Iterator[None]:
         import fcntl
 
-        self.home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.home / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        private_dir(self.home)
+        with writing_to(self.home / ".lock"):
+            fd = os.open(self.home / ".lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
-            deadline = time.monotonic() + self.lock_timeout
+            deadline = time.monotonic() + (self.lock_timeout if timeout is None else timeout)
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

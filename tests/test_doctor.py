@@ -12,7 +12,7 @@ from pkgfactory import make_lbpkg
 
 from conftest import FIXTURE_ID
 
-CHECKS = ["environment", "packages", "config", "dependencies", "marketplace", "runtime", "host"]
+CHECKS = ["environment", "packages", "config", "dependencies", "cache", "marketplace", "runtime", "host"]
 
 
 def checks(run) -> dict[str, dict]:
@@ -189,7 +189,7 @@ def test_running_host_reports_its_runtime_version(lbctl, home, monkeypatch):
 
     found = checks(result)["host"]
     assert found["ok"] is True
-    assert found["detail"] == "up, runtime 0.7.18, 2 plugins, failed: c/d"
+    assert found["detail"].startswith("up, runtime 0.7.18, 2 plugins, failed: c/d; ")
 
 
 def test_stale_host_socket_is_not_a_failure(lbctl, home):

@@ -1,70 +1,23 @@
 """Issue 11, items 1 and 2: hostile servers. Decompression bombs are refused on their decoded size with flat
 memory, and `--timeout` is a deadline for the whole request however slowly the server trickles.
 
-The CLI runs as a subprocess so that its peak memory (os.wait4) and its wall time are its own.
+The CLI runs as a child process so that its peak memory (VmHWM) and its wall time are its own.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import threading
-import time
-from dataclasses import dataclass
 from functools import lru_cache
 
 import pytest
 
 from fakemarket import API, FakeMarket, gzip_bomb
+from hardening_support import run_cli
 from pkgfactory import make_lbpkg
 
 GIB = 1 << 30
 MAX_RSS_MB = 100  # lbctl itself peaks at about 35 MB; before the fix one gzip layer took 157 MB, two took 2 GB
-
-
-@dataclass
-class Proc:
-    exit_code: int
-    stdout: str
-    stderr: str
-    max_rss_mb: float
-    seconds: float
-
-    @property
-    def json(self) -> dict:
-        return json.loads(self.stdout)
-
-    @property
-    def output(self) -> str:
-        return f"exit={self.exit_code} rss={self.max_rss_mb:.0f}MB t={self.seconds:.1f}s\n{self.stdout}\n{self.stderr}"
-
-
-def run_cli(*args: str, timeout: float = 60, env: dict | None = None) -> Proc:
-    """The real CLI in a child process; wait4 gives the peak RSS of that child alone."""
-    start = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "lbctl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
-    out: list[bytes] = []
-    err: list[bytes] = []
-    readers = [threading.Thread(target=lambda s=s, b=b: b.append(s.read())) for s, b in
-               ((proc.stdout, out), (proc.stderr, err))]
-    for reader in readers:
-        reader.start()
-    killer = threading.Timer(timeout, proc.kill)
-    killer.start()
-    try:
-        _, status, usage = os.wait4(proc.pid, 0)
-    finally:
-        killer.cancel()
-    for reader in readers:
-        reader.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen from waiting again
-    seconds = time.monotonic() - start
-    result = Proc(proc.returncode, out[0].decode(), err[0].decode(), usage.ru_maxrss / 1024, seconds)
-    assert seconds < timeout, f"lbctl {' '.join(args)} still ran after {timeout} s:\n{result.output}"
-    return result
 
 
 @lru_cache(maxsize=None)

@@ -60,14 +60,32 @@ def main(argv: list[str] | None = None) -> None:
 
         sys.stdout.write(f"lbctl {__version__}\n")
         sys.exit(0)
-    sys.exit(run(argv))
+    code = run(argv)
+    # The result is out: a Ctrl-C while the interpreter shuts down must not print a traceback.
+    import signal
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def run(argv: list[str]) -> int:
-    try:
-        from lbctl.cli.app import invoke
+    """Run one command line and return its exit code; Ctrl-C and SIGTERM give 130 (and the JSON envelope)."""
+    from lbctl import interrupts
 
-        return invoke(hoist_global_options(argv), environ=os.environ)
-    except KeyboardInterrupt:
-        sys.stderr.write("\ninterrupted\n")
-        return 130
+    with interrupts.installed():
+        try:
+            from lbctl.cli.app import invoke
+
+            return invoke(hoist_global_options(argv), environ=os.environ)
+        except KeyboardInterrupt:  # before the command could set up its own error boundary
+            return interrupted(argv)
+
+
+def interrupted(argv: list[str]) -> int:
+    from lbctl.cli.session import wants_json
+    from lbctl.errors import CommandInterruptedError
+    from lbctl.render import Renderer
+
+    renderer = Renderer(json_output=wants_json(argv, os.environ, {}))
+    return renderer.error(CommandInterruptedError("interrupted"), command_name(argv))

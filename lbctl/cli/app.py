@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, List, Mapping, Optional
 
@@ -10,7 +9,8 @@ import typer
 
 from lbctl import __version__
 from lbctl.cli.session import Session, debug_enabled
-from lbctl.errors import InternalError, LbctlError, UsageError
+from lbctl.errors import CommandInterruptedError, InternalError, LbctlError, UsageError
+from lbctl.fsutil import ENVIRONMENT_ERRNOS, unusable
 
 from typer._click import exceptions as click_exc  # typer >= 0.26 vendors click
 
@@ -101,13 +101,16 @@ def invoke(argv: list[str], environ: Mapping[str, str]) -> int:
     except click_exc.ClickException as exc:
         return session.renderer.error(UsageError(exc.format_message()), command_name(argv))
     except (KeyboardInterrupt, typer.Abort):
-        sys.stderr.write("\ninterrupted\n")
-        return 130
+        return session.renderer.error(CommandInterruptedError("interrupted"), command_name(argv))
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback unless asked
         if debug_enabled(argv, environ):
             raise
-        error = InternalError(
-            f"internal error: {type(exc).__name__}: {exc}",
-            hint="This is a bug in lbctl; rerun with --debug and report the traceback.",
-        )
-        return session.renderer.error(error, command_name(argv))
+        return session.renderer.error(_unexpected(exc), command_name(argv))
+
+
+def _unexpected(exc: Exception) -> LbctlError:
+    """A full disk or a path in the way is the environment's doing (exit 6); anything else is a bug (exit 10)."""
+    if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+        return unusable(exc)
+    return InternalError(f"internal error: {type(exc).__name__}: {exc}",
+                         hint="This is a bug in lbctl; rerun with --debug and report the traceback.")

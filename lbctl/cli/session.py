@@ -7,10 +7,11 @@ import sys
 from functools import cached_property
 from typing import Any, Mapping
 
+from lbctl import interrupts
 from lbctl.context import Context
 from lbctl.errors import ConfirmationNeededError
 from lbctl.models import Result
-from lbctl.render import Renderer
+from lbctl.render import Renderer, sanitize
 from lbctl.settings import Settings, resolve
 
 
@@ -39,33 +40,43 @@ class Session:
 
     @cached_property
     def context(self) -> Context:
-        return Context(self.settings, confirm=self.confirm, progress=self.progress_factory())
+        context = Context(self.settings, confirm=self.confirm, progress=self.progress_factory())
+        context.env.tidy()
+        context.cache.tidy()
+        return context
 
     def render(self, result: Result) -> None:
+        interrupts.check()  # a Ctrl-C that something swallowed still ends the command as interrupted
         self.exit_code = self.renderer.result(result)
+        interrupts.finish()
 
     def confirm(self, message: str) -> bool:
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
             raise ConfirmationNeededError(f"{message} (confirmation needed)",
                                           hint="Pass --yes to confirm when not on a terminal.")
         from rich.prompt import Confirm
+        from rich.text import Text
 
-        return Confirm.ask(message, console=self.renderer.console("err"), default=False)
+        return Confirm.ask(Text(sanitize(message)), console=self.renderer.console("err"), default=False)
 
     def ask_secret(self, message: str) -> str:
         """A hidden prompt on a terminal; otherwise one line from stdin. Never from argv."""
         if sys.stdin.isatty() and sys.stderr.isatty():
             from rich.prompt import Prompt
+            from rich.text import Text
 
-            return Prompt.ask(message, console=self.renderer.console("err"), password=True)
+            return Prompt.ask(Text(sanitize(message)), console=self.renderer.console("err"), password=True)
         return sys.stdin.readline(64 * 1024 + 1).rstrip("\r\n")
 
     def progress_factory(self):
         if self.settings.no_progress or self.settings.json or not sys.stderr.isatty():
             return None
+        from rich.markup import escape
+
         from lbctl.cli.progress import make_progress
 
-        return make_progress(self.renderer.console("err"))
+        progress = make_progress(self.renderer.console("err"))
+        return lambda label: progress(escape(sanitize(label)))  # a URL may hold "[" or control characters
 
 
 def wants_json(argv: list[str], environ: Mapping[str, str], flags: Mapping[str, Any]) -> bool:

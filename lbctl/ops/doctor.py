@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import shutil
+from pathlib import Path
 
 from lbctl import configschema, lbpkg, requirements
 from lbctl.context import Context
@@ -13,6 +16,7 @@ from lbctl.state import SCHEMA, State
 
 RUNTIME_DIST = "langbot-plugin"
 RUNTIME_HINT = "Install it with `pip install 'lbctl[runtime]'`."
+MIN_FREE_BYTES = 64 * 1024 * 1024  # a package may be this large
 
 
 def _check(name: str, ok: bool, detail: str, hint: str | None = None) -> dict:
@@ -32,7 +36,7 @@ def doctor(ctx: Context) -> Result:
             checks.append(_check(name, False, "not checked: the environment state is unreadable"))
         else:
             checks.append(fn(ctx, state))
-    checks.append(_marketplace(ctx))
+    checks += [_cache(ctx), _marketplace(ctx)]
     host = _host_status(ctx)
     checks += [_runtime(host), _host(host)]
     errors = tuple({"code": "check_failed", "message": f"{c['name']}: {c['detail']}", "hint": c["hint"],
@@ -41,10 +45,43 @@ def doctor(ctx: Context) -> Result:
 
 
 def _environment_ok(ctx: Context, state: State) -> dict:
+    problem = _unwritable(ctx.env.home)
+    if problem:
+        return _check("environment", False, problem, "Point --home (LBCTL_HOME) at a writable directory.")
     if not ctx.env.state_file.exists():
         return _check("environment", True, f"{ctx.env.home}: empty (no state.json yet)")
     count = len(state.plugins)
     return _check("environment", True, f"{ctx.env.home}: state schema {SCHEMA}, {_plural(count, 'plugin')}")
+
+
+def _cache(ctx: Context) -> dict:
+    if ctx.settings.no_cache:
+        return _check("cache", True, "not used (--no-cache)")
+    problem = _unwritable(ctx.settings.cache_dir)
+    if problem:
+        return _check("cache", False, problem, "Point --cache-dir (LBCTL_CACHE_DIR) at a writable directory, "
+                      "or pass --no-cache.")
+    return _check("cache", True, f"{ctx.settings.cache_dir}: writable")
+
+
+def _unwritable(path: Path) -> str | None:
+    """Why lbctl could not write `path` (or create it), or None: what a write would fail on, found without
+    writing anything."""
+    existing = path
+    while not existing.exists():
+        if existing.is_symlink():
+            return f"{existing} is a symbolic link to {os.readlink(existing)}, which does not exist"
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a directory"
+    if os.statvfs(existing).f_flag & os.ST_RDONLY:
+        return f"{existing} is on a read-only file system"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable (permission denied)"
+    free = shutil.disk_usage(existing).free
+    if free < MIN_FREE_BYTES:
+        return f"{existing}: only {free // 1024} KiB free on its device"
+    return None
 
 
 def _packages(ctx: Context, state: State) -> dict:
@@ -165,7 +202,17 @@ def _host(host: dict | Exception | None) -> dict:
     plugins = host.get("plugins") or []
     failed = sorted(p["id"] for p in plugins if p.get("state") == "failed")
     detail = f"up, runtime {host.get('runtime_version') or '(version unknown)'}, {_plural(len(plugins), 'plugin')}"
-    return _check("host", True, detail + (f", failed: {', '.join(failed)}" if failed else ""))
+    detail += f", failed: {', '.join(failed)}" if failed else ""
+    return _check("host", True, f"{detail}; {_debug_port(host)}")
+
+
+def _debug_port(host: dict) -> str:
+    # langbot-plugin binds its debug WebSocket on every interface and lbctl cannot change that; its /healthz
+    # there answers anyone (docs: README, security notes).
+    port = host.get("debug_port")
+    where = f"port {port}" if port else "a port chosen at start (see `ss -ltnp`)"
+    return (f"the runtime's debug server listens on all interfaces, {where}: block it with a firewall "
+            "or use a dedicated runtime (--connect)")
 
 
 def _plural(count: int, noun: str) -> str:

@@ -27,8 +27,18 @@ def verify(ctx: Context, ids: list[str]) -> Result:
             ok.append(pid)
         else:
             mismatched.append({"id": pid, "expected": record.sha256, "actual": actual})
-    code = 1 if mismatched or missing else 0
-    return Result("verify", "verify", {"ok": ok, "mismatched": mismatched, "missing": missing}, exit_code=code)
+    errors = _verify_errors(mismatched, missing)
+    return Result("verify", "verify", {"ok": ok, "mismatched": mismatched, "missing": missing}, errors=errors,
+                  exit_code=1 if errors else 0)
+
+
+def _verify_errors(mismatched: list[dict], missing: list[str]) -> tuple[dict, ...]:
+    hint = "Reinstall it with `lbctl install --force ID` (or `lbctl sync FILE`)."
+    found = [{"code": "sha256_mismatch", "plugin": m["id"], "hint": hint,
+              "message": f"{m['id']}: the stored package has sha256 {m['actual']}, not {m['expected']}"}
+             for m in mismatched]
+    return tuple(found + [{"code": "package_missing", "plugin": pid, "hint": hint,
+                           "message": f"{pid}: the stored package is gone"} for pid in missing])
 
 
 def cache(ctx: Context, action: str) -> Result:

@@ -1,0 +1,130 @@
+"""Running the real CLI as a child process for the hardening tests (issue 11): its peak memory, its wall time,
+signals sent to it, and file systems it sees full or read-only (a private mount namespace, so nothing of the
+machine's mounts changes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+# `python -m lbctl` that writes its peak RSS when it exits. Linux charges a child with the pages of the process
+# it was forked from (this test process, easily 150 MB) in wait4's ru_maxrss, but VmHWM is its own.
+BOOT = """
+import atexit, os, runpy, sys
+def _peak():
+    with open("/proc/self/status") as status:
+        kib = next(line.split()[1] for line in status if line.startswith("VmHWM:"))
+    with open(os.environ["LBCTL_TEST_PEAK"], "w") as out:
+        out.write(kib)
+atexit.register(_peak)
+sys.argv[0] = "lbctl"
+runpy.run_module("lbctl", run_name="__main__", alter_sys=True)
+"""
+
+
+@dataclass
+class Proc:
+    exit_code: int
+    stdout: str
+    stderr: str
+    max_rss_mb: float
+    seconds: float
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+    @property
+    def output(self) -> str:
+        return f"exit={self.exit_code} rss={self.max_rss_mb:.0f}MB t={self.seconds:.1f}s\n{self.stdout}\n{self.stderr}"
+
+
+def spawn(args: list[str], *, env: dict | None = None, stdin: bytes | None = None, umask: int | None = None,
+          prefix: list[str] = ()) -> subprocess.Popen:
+    def child_setup() -> None:
+        if umask is not None:
+            os.umask(umask)
+
+    peak = tempfile.NamedTemporaryFile(prefix="lbctl-peak-", delete=False)
+    peak.close()
+    proc = subprocess.Popen([*prefix, sys.executable, "-c", BOOT, *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                            env={**os.environ, **(env or {}), "LBCTL_TEST_PEAK": peak.name},
+                            preexec_fn=child_setup if umask is not None else None)
+    proc.peak_file = peak.name  # type: ignore[attr-defined]
+    return proc
+
+
+def finish(proc: subprocess.Popen, *, timeout: float = 60, stdin: bytes | None = None, started: float | None = None,
+           what: str = "lbctl") -> Proc:
+    """Wait for `proc` (killed after `timeout`) and collect its output, exit code and peak RSS."""
+    started = time.monotonic() if started is None else started
+    out: list[bytes] = []
+    err: list[bytes] = []
+    readers = [threading.Thread(target=lambda s=s, b=b: b.append(s.read())) for s, b in
+               ((proc.stdout, out), (proc.stderr, err))]
+    for reader in readers:
+        reader.start()
+    if stdin is not None:
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    try:
+        _, status = os.waitpid(proc.pid, 0)
+    finally:
+        killer.cancel()
+    for reader in readers:
+        reader.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen from waiting again
+    seconds = time.monotonic() - started
+    peak = Path(proc.peak_file).read_text() if hasattr(proc, "peak_file") else ""
+    Path(getattr(proc, "peak_file", "/nonexistent")).unlink(missing_ok=True)
+    result = Proc(proc.returncode, out[0].decode(errors="replace"), err[0].decode(errors="replace"),
+                  int(peak) / 1024 if peak else float("nan"), seconds)
+    assert seconds < timeout, f"{what} still ran after {timeout} s:\n{result.output}"
+    return result
+
+
+def run_cli(*args: str, timeout: float = 60, env: dict | None = None, stdin: bytes | None = None,
+            umask: int | None = None, mounts: list[str] = ()) -> Proc:
+    """The real CLI in a child process, optionally after `mounts` (shell commands) in a private mount namespace."""
+    prefix: list[str] = []
+    if mounts:
+        script = " && ".join([*mounts, 'exec "$@"'])
+        prefix = ["unshare", "--mount", "--propagation", "private"]
+        if os.geteuid() != 0:
+            prefix.append("--map-root-user")
+        prefix += ["sh", "-c", script, "sh"]
+    started = time.monotonic()
+    return finish(spawn(list(args), env=env, stdin=stdin, umask=umask, prefix=prefix), timeout=timeout,
+                  stdin=stdin, started=started, what=f"lbctl {' '.join(args)[:200]}")
+
+
+def tmpfs(path: Path, size: str) -> str:
+    """A mount command: an empty tmpfs of `size` at `path` (a disk that fills up)."""
+    return f"mount -t tmpfs -o size={size},mode=0700 tmpfs {shlex.quote(str(path))}"
+
+
+def read_only(path: Path) -> list[str]:
+    """Mount commands: `path`, with what it holds, read-only."""
+    quoted = shlex.quote(str(path))
+    return [f"mount --bind {quoted} {quoted}", f"mount -o remount,bind,ro {quoted}"]
+
+
+def one_line_error(run: Proc | object, code: int) -> None:
+    """Exit `code`, nothing on stdout, one `error:` line (and maybe a hint) on stderr, no traceback."""
+    assert run.exit_code == code, run.output
+    lines = run.stderr.splitlines()
+    assert lines and lines[0].startswith("error: "), run.output
+    assert all(line.startswith(("error: ", "hint: ")) for line in lines) and len(lines) <= 2, run.output
+    assert "Traceback" not in run.stderr and "internal error" not in run.stderr, run.output
