@@ -114,7 +114,8 @@ def read_value(stream: IO[str]) -> str:
     input is never held in memory; one trailing newline may follow a value of exactly the limit."""
     try:
         text = stream.read(MAX_VALUE_BYTES + 2)
-    except UnicodeDecodeError:
+        text.encode("utf-8")  # under a C locale Python smuggles invalid bytes in as surrogates
+    except UnicodeError:
         raise ConfigInvalidError("The value read from stdin is not UTF-8 text",
                                  hint="Pass binary data as a file: KEY=@path for file items.") from None
     if len(text) > MAX_VALUE_BYTES + 1:

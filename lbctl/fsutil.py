@@ -38,7 +38,8 @@ def is_sha256(text: str) -> bool:
 
 def unusable(exc: OSError, path: Path | str | None = None, action: str = "write") -> EnvironmentUnusableError:
     """The one-line reason why `path` (or the file the error names) cannot be written (or read)."""
-    where = Path(path if path is not None else exc.filename or "?")
+    named = exc.filename if isinstance(exc.filename, (str, os.PathLike)) else "?"
+    where = Path(path if path is not None else named)
     reason = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is exhausted",
               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
               errno.EPERM: "permission denied"}.get(exc.errno or 0)
@@ -207,13 +208,16 @@ def read_regular_file(path: Path, limit: int, what: str = "file") -> bytes:
         raise NotFoundError(f"No such {what}: {path}") from None
     except OSError as exc:
         raise UsageError(f"Cannot read {path}: {exc.strerror or exc}") from None
-    with os.fdopen(fd, "rb") as stream:
+    try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise UsageError(f"{path} is not a regular file", hint=f"Give the path of a {what}.")
         if info.st_size > limit:
             raise UsageError(f"{path} is larger than the limit of {limit} bytes")
-        data = stream.read(limit + 1)
+        with os.fdopen(os.dup(fd), "rb") as stream:
+            data = stream.read(limit + 1)
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise UsageError(f"{path} is larger than the limit of {limit} bytes")
     return data
