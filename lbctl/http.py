@@ -11,7 +11,7 @@ from typing import Any, Callable, Final, Iterator
 
 import httpx
 
-from lbctl import __version__
+from lbctl import __version__, interrupts
 
 USER_AGENT: Final = f"lbctl/{__version__}"
 ACCEPT_ENCODING: Final = "gzip, deflate"  # the only codings iter_decoded knows
@@ -132,6 +132,8 @@ class DeadlineExceeded(httpx.TimeoutException):
 
 def _bounded(timeout: float | None, timeout_error: str) -> float | None:
     try:
+        if interrupts.received():
+            raise DeadlineExceeded("interrupted")  # a worker thread of an interrupted command stops here
         left = remaining()
     except DeadlineExceeded as exc:
         import httpcore

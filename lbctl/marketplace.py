@@ -5,14 +5,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable, Final, Generic, Iterable, TypeVar
 
 import httpx
 
+from lbctl import interrupts
 from lbctl.errors import (
     CredentialsError,
     InvalidSpecError,
@@ -495,17 +496,38 @@ class Fetched(Generic[T, R]):
 def fetch_many(items: Iterable[T], fn: Callable[[T], R], *, max_workers: int = 32) -> list[Fetched[T, R]]:
     """Run `fn` over `items` in threads; results in the order of `items`, one failure stops nothing.
 
-    Only LbctlError is captured per item; any other exception is a bug and propagates.
+    Only LbctlError is captured per item; any other exception is a bug and propagates. The threads are daemons
+    and take no new item once the command is interrupted, so a Ctrl-C never waits for downloads to finish.
     """
     items = list(items)
     if len(items) <= 1:
         return [_capture(fn, item) for item in items]
-    pool = ThreadPoolExecutor(max_workers=min(max_workers, len(items)), thread_name_prefix="lbctl-fetch")
-    try:
-        futures = [pool.submit(_capture, fn, item) for item in items]
-        return [future.result() for future in futures]
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    results: list[Any] = [None] * len(items)
+    todo = iter(range(len(items)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while not interrupts.received():
+            with lock:
+                index = next(todo, None)
+            if index is None:
+                return
+            try:
+                results[index] = _capture(fn, items[index])
+            except BaseException as exc:  # noqa: BLE001 - a bug: raised again in the calling thread
+                results[index] = exc
+
+    workers = [threading.Thread(target=work, name="lbctl-fetch", daemon=True)
+               for _ in range(min(max_workers, len(items)))]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    interrupts.check()
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return results
 
 
 def _capture(fn: Callable[[T], R], item: T) -> Fetched[T, R]:

@@ -77,15 +77,13 @@ def finish(proc: subprocess.Popen, *, timeout: float = 60, stdin: bytes | None =
     if stdin is not None:
         proc.stdin.write(stdin)
         proc.stdin.close()
-    killer = threading.Timer(timeout, proc.kill)
-    killer.start()
     try:
-        _, status = os.waitpid(proc.pid, 0)
-    finally:
-        killer.cancel()
+        proc.wait(max(timeout - (time.monotonic() - started), 0.1))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
     for reader in readers:
         reader.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen from waiting again
     seconds = time.monotonic() - started
     peak = Path(proc.peak_file).read_text() if hasattr(proc, "peak_file") else ""
     Path(getattr(proc, "peak_file", "/nonexistent")).unlink(missing_ok=True)

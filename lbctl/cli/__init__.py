@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 
 # Global options accepted anywhere on the command line (spec §3): name -> takes a value
@@ -40,6 +39,8 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 
 def _is_verbosity(arg: str) -> bool:
+    import re
+
     return re.fullmatch(r"-(q+|v+)", arg) is not None
 
 
@@ -54,6 +55,9 @@ def command_name(argv: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    from lbctl import interrupts
+
+    interrupts.install()  # first of all: a Ctrl-C during start-up is an interruption too, not a traceback
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv in (["--version"], ["-V"]):  # fast path: no third-party import at all
         from lbctl import __version__
@@ -61,11 +65,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.write(f"lbctl {__version__}\n")
         sys.exit(0)
     code = run(argv)
-    # The result is out: a Ctrl-C while the interpreter shuts down must not print a traceback.
-    import signal
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
+    interrupts.finish()
+    interrupts.ignore()  # Python gives SIGINT back its default action while it shuts down: the result is out
     sys.exit(code)
 
 
