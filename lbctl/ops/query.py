@@ -9,7 +9,6 @@ from lbctl.context import Context
 from lbctl.errors import UsageError
 from lbctl.models import SOURCES, PackageInfo, Record, Result
 from lbctl.ops.fleet import each
-from lbctl.resolve import read_local
 from lbctl.targets.base import Target
 
 
@@ -58,6 +57,8 @@ def show(ctx: Context, plugin_id: str) -> Result:
 
 
 def inspect(ctx: Context, path: str) -> Result:
+    from lbctl.resolve import read_local
+
     cand = read_local(Path(path).expanduser())
     view = package_view(cand.info, configschema.defaults(cand.info.config_schema))
     view.update(source=None, enabled=None, installed_at=None, spec=None, origin=cand.origin)
