@@ -108,3 +108,7 @@ def ignore() -> None:
     """Ignore SIGINT and SIGTERM for the rest of the process (it is exiting)."""
     for sig in SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
+    # A KeyboardInterrupt that passed through code exec'd from a string (a dataclass being created during an
+    # import) sets CPython's "unhandled KeyboardInterrupt" flag even though lbctl handled it, and the process
+    # would end by killing itself with SIGINT instead of exiting 130. Evaluating a string resets that flag.
+    eval("None")  # noqa: S307
