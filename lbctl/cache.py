@@ -7,7 +7,6 @@ import os
 import threading
 from pathlib import Path
 
-from lbctl import lbpkg
 from lbctl.errors import LbctlError
 from lbctl.fsutil import (PRIVATE_FILE, copy_atomic, is_sha256, private_dir, remove_stale_temporaries,
                           sha256_file, write_atomic)
@@ -112,6 +111,8 @@ class Cache:
 
 def find_links_index(dirs: tuple[Path, ...]) -> dict[str, dict[str, Path]]:
     """id -> version -> path of the valid packages in the --find-links directories (first one wins)."""
+    from lbctl import lbpkg
+
     found: dict[str, dict[str, Path]] = {}
     for directory in dirs:
         for path in sorted(Path(directory).glob("*.lbpkg")):

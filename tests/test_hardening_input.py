@@ -268,3 +268,19 @@ def test_owner_only_modes_are_kept_for_a_file_stored_by_config(lbctl, filed, tmp
     assert lbctl("config", "set", filed, f"doc=@{tmp_path / 'doc.txt'}").exit_code == 0
     for path in (home / "files").iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("leaves", ["a FIFO", "a link to /dev/zero", "bytes that are not UTF-8"])
+def test_an_edit_that_leaves_no_text_file_is_refused(lbctl, fixture_lbpkg, tmp_path, home, leaves):
+    assert lbctl("install", fixture_lbpkg).exit_code == 0
+    action = {"a FIFO": 'rm "$1" && mkfifo "$1"', "a link to /dev/zero": 'rm "$1" && ln -s /dev/zero "$1"',
+              "bytes that are not UTF-8": "printf 'greeting = \"\\377\\376\"' > \"$1\""}[leaves]
+    editor = tmp_path / "editor.sh"
+    editor.write_text(f"#!/bin/sh\n{action}\n")
+    editor.chmod(0o755)
+    before = (home / "state.json").read_bytes()
+
+    run = run_cli("config", "edit", FIXTURE_ID, env={"VISUAL": str(editor)}, timeout=20)
+
+    one_line_error(run, 2)
+    assert (home / "state.json").read_bytes() == before

@@ -14,6 +14,7 @@ import typer
 
 from lbctl.cli.options import PluginId
 from lbctl.errors import UsageError
+from lbctl.fsutil import read_text_file
 
 config_app = typer.Typer(help="Show and change plugin configuration.", no_args_is_help=True)
 Force = Annotated[bool, typer.Option("--force", help="Store keys the schema does not know.")]
@@ -101,6 +102,6 @@ def run_editor(text: str) -> str:
             stream.write(text)
         if subprocess.run([*shlex.split(editor), str(path)]).returncode != 0:
             raise UsageError("The editor exited with an error; nothing was saved")
-        return path.read_text(encoding="utf-8")
+        return read_text_file(path, 16 * 1024 * 1024, "file")  # the editor may have left a FIFO or a device
     finally:
         path.unlink(missing_ok=True)
