@@ -285,3 +285,36 @@ def test_everything_lbctl_keeps_is_owner_only_under_umask_000(market, tmp_path, 
                  if mode != (0o700 if Path(tmp_path / path).is_dir() else 0o600)}
         assert wrong == {}, wrong
     assert json.loads((home / "state.json").read_text())["plugins"]
+
+
+def test_purge_on_a_full_disk_is_exit_6_and_all_or_nothing(tmp_path, home, fixture_lbpkg):
+    home.mkdir()
+    script = tmp_path / "purge.sh"
+    script.write_text(f"""
+set -e
+"$PYTHON" -m lbctl install {fixture_lbpkg} > /dev/null
+"$PYTHON" -c 'import sys; from pathlib import Path; from lbctl.runtime.storage import Storage
+s = Storage(Path(sys.argv[1]) / "storage.db"); [s.set("plugin", "{FIXTURE_ID}", f"k{{i}}", b"x" * 1000) for i in range(50)]' "$LBCTL_HOME"
+dd if=/dev/zero of="$LBCTL_HOME/filler" bs=4096 > /dev/null 2>&1 || true
+set +e
+"$PYTHON" -m lbctl uninstall {FIXTURE_ID} --purge --yes --json > "$OUT" 2>&1
+echo "exit=$?" >> "$OUT"
+rm -f "$LBCTL_HOME/filler"
+"$PYTHON" -c 'import json, sqlite3, sys; from pathlib import Path; home = Path(sys.argv[1])
+state = json.loads((home / "state.json").read_text())
+rows = sqlite3.connect(home / "storage.db").execute("select count(*) from storage").fetchone()[0]
+print(json.dumps([sorted(state["plugins"]), sorted(state["config"]), rows]))' "$LBCTL_HOME" > "$FILES"
+""")
+    env = {"PYTHON": sys.executable, "OUT": str(tmp_path / "out"), "FILES": str(tmp_path / "files")}
+
+    run = run_cli("--version", env=env, mounts=[tmpfs(home, "2m"), f"sh {script}"])
+
+    assert run.exit_code == 0, run.output
+    report = (tmp_path / "out").read_text()
+    assert "exit=10" not in report and "internal error" not in report, report
+    plugins, config, rows = json.loads((tmp_path / "files").read_text())
+    if "exit=0" in report:
+        assert (plugins, config, rows) == ([], [], 0), report
+    else:
+        assert "exit=6" in report, report
+        assert (plugins, config, rows) == ([FIXTURE_ID], [FIXTURE_ID], 50), report

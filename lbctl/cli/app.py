@@ -9,10 +9,13 @@ import typer
 
 from lbctl import __version__
 from lbctl.cli.session import Session, debug_enabled
-from lbctl.errors import CommandInterruptedError, InternalError, LbctlError, UsageError
+from lbctl.errors import CommandInterruptedError, EnvironmentUnusableError, InternalError, LbctlError, UsageError
 from lbctl.fsutil import ENVIRONMENT_ERRNOS, unusable
 
 from typer._click import exceptions as click_exc  # typer >= 0.26 vendors click
+
+# What SQLite says about a full disk or a read-only home (it raises its own errors, not OSError).
+SQLITE_ENVIRONMENT = ("disk is full", "readonly database", "disk I/O error", "unable to open database")
 
 app = typer.Typer(
     name="lbctl",
@@ -112,5 +115,8 @@ def _unexpected(exc: Exception) -> LbctlError:
     """A full disk or a path in the way is the environment's doing (exit 6); anything else is a bug (exit 10)."""
     if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
         return unusable(exc)
+    if type(exc).__module__ == "sqlite3" and any(w in str(exc) for w in SQLITE_ENVIRONMENT):
+        return EnvironmentUnusableError(f"Cannot write the plugins' stored data (storage.db): {exc}",
+                                        hint="Free some space, or make the home writable.")
     return InternalError(f"internal error: {type(exc).__name__}: {exc}",
                          hint="This is a bug in lbctl; rerun with --debug and report the traceback.")
