@@ -93,7 +93,6 @@ def test_honest_gzip_and_deflate_answers_still_work():
     import gzip as gz
     import zlib
 
-    import httpx
     import respx
 
     from lbctl.marketplace import MarketplaceClient, make_http
