@@ -26,6 +26,12 @@ class Context:
     _markets: dict = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
+    def waiting(self, label: str):
+        """A spinner on a terminal while something slow is awaited (nothing otherwise)."""
+        from contextlib import nullcontext
+
+        return self.progress(label) if self.progress else nullcontext()
+
     @cached_property
     def env(self) -> Environment:
         return Environment(self.settings.home, lock_timeout=self.settings.lock_timeout)

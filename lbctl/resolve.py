@@ -158,7 +158,8 @@ class Resolver:
                 raise NotFoundError(f"{spec.id} is not in the cache or --find-links (offline)", plugin=spec.id,
                                     hint="Download it first with `lbctl download`, or drop --offline.")
         else:
-            versions = self.market.versions(spec.author, spec.name)
+            with self.ctx.waiting(f"resolving {spec.id}"):
+                versions = self.market.versions(spec.author, spec.name)
             versions += [v for v in local if v not in versions]
         return select_version(versions, spec, pre)
 

@@ -1,4 +1,5 @@
-"""Download progress bars on stderr (only created when stderr is a terminal)."""
+"""Progress on stderr, only when it is a terminal: a bar per download, a spinner per wait (a marketplace
+answer, a LangBot task), so nothing waits in silence."""
 
 from __future__ import annotations
 
@@ -17,12 +18,12 @@ def make_progress(console) -> Callable:
 
     @contextmanager
     def progress(label: str) -> Iterator[Callable[[int, int | None], None]]:
-        from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+        from rich.progress import Progress, SpinnerColumn
 
         with lock:
             if shared["bar"] is None:
-                shared["bar"] = Progress("{task.description}", BarColumn(), DownloadColumn(),
-                                         TransferSpeedColumn(), console=console, transient=True)
+                shared["bar"] = Progress(SpinnerColumn(), "{task.description}", _BytesColumn(), console=console,
+                                         transient=True)
                 shared["bar"].start()
             shared["users"] += 1
             bar = shared["bar"]
@@ -38,3 +39,23 @@ def make_progress(console) -> Callable:
                     shared["bar"] = None
 
     return progress
+
+
+def _BytesColumn():
+    """A download's bar, size and speed once bytes arrive; nothing for a plain wait."""
+    from rich.progress import BarColumn, DownloadColumn, ProgressColumn, TransferSpeedColumn
+    from rich.table import Table
+
+    class BytesColumn(ProgressColumn):
+        def __init__(self) -> None:
+            super().__init__()
+            self.parts = (BarColumn(), DownloadColumn(), TransferSpeedColumn())
+
+        def render(self, task):
+            if not task.completed and task.total is None:
+                return ""
+            row = Table.grid(padding=(0, 1))
+            row.add_row(*(part.render(task) for part in self.parts))
+            return row
+
+    return BytesColumn()

@@ -25,7 +25,9 @@ def search(ctx: Context, query: str = "", *, component: str | None = None, tags:
         raise UsageError(f"Unknown sort {sort!r}: use one of {', '.join(SORTS)}")
     if page < 1 or not 1 <= limit <= 100:
         raise UsageError("--page must be at least 1 and --limit between 1 and 100")
-    items, total = ctx.market.search(query, component=component, tags=tags, sort=sort, page=page, page_size=limit)
+    with ctx.waiting("searching the marketplace"):
+        items, total = ctx.market.search(query, component=component, tags=tags, sort=sort, page=page,
+                                         page_size=limit)
     installed = ctx.env.load().plugins
     plugins = [{
         "id": item.get("plugin_id") or f"{item.get('author')}/{item.get('name')}",
@@ -40,6 +42,7 @@ def show(ctx: Context, plugin_id: str, *, versions: bool = False) -> Result:
     from lbctl.specs import marketplace_spec
 
     spec = marketplace_spec(plugin_id)
-    record = ctx.market.plugin(spec.author, spec.name)
-    listed = ctx.market.versions(spec.author, spec.name) if versions else None
+    with ctx.waiting(f"asking the marketplace about {spec.id}"):
+        record = ctx.market.plugin(spec.author, spec.name)
+        listed = ctx.market.versions(spec.author, spec.name) if versions else None
     return Result("market show", "market_plugin", {"plugin": record, "versions": listed})

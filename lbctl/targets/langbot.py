@@ -317,7 +317,8 @@ class LangBotTarget(Target):
                 time.sleep(0.2)
 
     def _finish(self, task_id: int, what: str, plugin_id: str, deadline: float) -> None:
-        task = self.client.wait(task_id, deadline=max(deadline, time.monotonic() + 5))
+        with self.ctx.waiting(f"{self.name}: {what}"):
+            task = self.client.wait(task_id, deadline=max(deadline, time.monotonic() + 5))
         if task.get("status") == "succeeded":
             return
         reason = self._task_reason(task_id)
