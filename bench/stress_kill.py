@@ -148,8 +148,8 @@ def handler_installed(pid: int) -> bool:
 
 
 def bad_output(out: str, err: str, code: int, sig: str) -> str | None:
-    if code == 10 or "Traceback" in err or "internal error" in err:
-        return f"exit {code}: {err.strip()[-300:]}"
+    if code == 10 or "Traceback" in err or "internal error" in err + out:
+        return f"exit {code}: {err.strip()[-300:]} {out.strip()[-400:]}"
     if sig == "KILL":
         return None if code in (0, -9) else f"exit {code} after SIGKILL: {err.strip()[-200:]}"
     if code not in (0, 130):
@@ -186,6 +186,7 @@ def trial(lab: Lab, command: str, args: list[str], sig: str, expected: tuple[str
     follow = lab.lbctl(home, cache, "list", "--json", check=False)
     verify = lab.lbctl(home, cache, "verify", check=False)
     problem = problem or bad_output(follow.stdout, follow.stderr, follow.returncode, "INT")
+    problem = problem and f"{problem} (killed run: exit {proc.returncode}, next run: exit {follow.returncode})"
     if problem:
         tally.bad_exits += 1
         tally.notes.append(f"{command} SIG{sig}: {problem}")
@@ -195,7 +196,8 @@ def trial(lab: Lab, command: str, args: list[str], sig: str, expected: tuple[str
         tally.notes.append(f"{command} SIG{sig}: leftovers {left} verify={verify.returncode} {verify.stderr[-200:]}")
 
 
-def run(trials: int, budget: float, seed: int, out=sys.stdout) -> dict[tuple[str, str], Tally]:
+def run(trials: int, budget: float, seed: int, out=sys.stdout, only: list[str] | None = None,
+        ) -> dict[tuple[str, str], Tally]:
     rng = random.Random(seed)
     tallies: dict[tuple[str, str], Tally] = {}
     with tempfile.TemporaryDirectory(prefix="lbctl-stress-") as tmp, FakeMarket() as market:
@@ -204,6 +206,8 @@ def run(trials: int, budget: float, seed: int, out=sys.stdout) -> dict[tuple[str
         before = snapshot(lab.template)
         plan = []
         for command, args in lab.commands().items():
+            if only and command not in only:
+                continue
             home, cache = lab.fresh("reference")
             started = time.monotonic()
             lab.lbctl(home, cache, *args)
@@ -248,11 +252,12 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=600, help="stop starting trials after this many seconds")
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--load", type=int, default=0, help="busy processes to run meanwhile")
+    parser.add_argument("--only", action="append", help="only this command (repeatable), e.g. 'config set'")
     args = parser.parse_args()
     print(f"seed {args.seed}, load {args.load}")
     hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
     try:
-        tallies = run(args.trials, args.budget, args.seed)
+        tallies = run(args.trials, args.budget, args.seed, only=args.only)
     finally:
         for hog in hogs:
             hog.kill()

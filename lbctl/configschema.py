@@ -18,6 +18,7 @@ from lbctl.errors import ConfigInvalidError
 MASK: Final = "***"
 # A value's size is its UTF-8 bytes (a string) or its compact JSON encoding (anything else).
 MAX_VALUE_BYTES: Final = 1 << 20
+MAX_NESTING: Final = 64  # levels of lists and objects in a JSON value
 ALIASES: Final = {
     "int": "integer",
     "bool": "boolean",
@@ -320,13 +321,15 @@ def _check_prompt(item: dict, value: Any) -> Any:
     return [dict(m) for m in value]
 
 
-def _is_json(value: Any) -> bool:
+def _is_json(value: Any, depth: int = 0) -> bool:
+    if depth > MAX_NESTING:  # deeper, a value could not be copied or compared without exhausting the stack
+        return False
     if isinstance(value, float):
         return math.isfinite(value)
     if isinstance(value, list):
-        return all(_is_json(v) for v in value)
+        return all(_is_json(v, depth + 1) for v in value)
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
+        return all(isinstance(k, str) and _is_json(v, depth + 1) for k, v in value.items())
     return value is None or isinstance(value, (str, int))
 
 

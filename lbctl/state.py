@@ -29,6 +29,8 @@ from lbctl.models import Record
 
 SCHEMA: Final = 1
 STATE_FILE: Final = "state.json"
+# config values nest at most 64 levels (configschema.MAX_NESTING) under plugin id and key, below state.json's top
+MAX_NESTING: Final = 64 + 3
 ID: Final = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$")
 # field -> (accepted types, required); sha256 fields are checked for their form as well
 RECORD_FIELDS: Final[dict[str, tuple[tuple[type, ...], bool]]] = {
@@ -69,6 +71,8 @@ class State:
                 hint="Upgrade lbctl.",
             )
         data = _migrate(data, schema)
+        if _nesting(data) > MAX_NESTING:
+            raise _corrupt(where, f"it is nested more than {MAX_NESTING} levels deep")
         plugins = {pid: _record(pid, rec, where) for pid, rec in data.get("plugins", {}).items()}
         config, revision = data.get("config") or {}, data.get("revision", 0)
         if not isinstance(config, dict) or not all(isinstance(v, dict) for v in config.values()):
@@ -77,6 +81,19 @@ class State:
             raise _corrupt(where, "revision is not an integer")
         extra = {k: v for k, v in data.items() if k not in ("schema", "revision", "plugins", "config")}
         return cls(plugins, dict(config), revision, extra)
+
+
+def _nesting(doc: Any) -> int:
+    """How deep lists and objects nest in `doc` (without recursion: the document is not trusted yet)."""
+    deepest, stack = 0, [(doc, 0)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return deepest
 
 
 def _corrupt(where: Path, problem: str) -> StateCorruptError:

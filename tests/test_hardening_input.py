@@ -170,6 +170,8 @@ DAMAGED = {
     "a source that is not a string": state({FIXTURE_ID: record(source=["local"])}),
     "deep nesting": b'{"schema": 1, "plugins": {}, "config": {"a/b": {"k": ' + b"[" * 100_000 + b"]" * 100_000
                     + b"}}}",
+    "nesting JSON can read but Python cannot copy":
+        state(config={FIXTURE_ID: {"k": json.loads("[" * 800 + "]" * 800)}}),
 }
 
 
@@ -190,6 +192,20 @@ def test_a_damaged_state_is_exit_6_with_how_to_recover(lbctl, fixture_lbpkg, hom
     doctor = lbctl("doctor", "--offline", "--json")
     assert doctor.exit_code == 1 and doctor.json["data"]["checks"][0]["ok"] is False, doctor.output
     assert (home / "state.json").read_bytes() == DAMAGED[case]
+
+
+def test_a_config_value_nested_too_deep_is_refused(lbctl, tmp_path, home):
+    path = tmp_path / "deep.lbpkg"
+    path.write_bytes(make_lbpkg("acme", "deep", "1.0.0", config=[{"name": "extra", "type": "json"}]))
+    assert lbctl("install", path).exit_code == 0
+    before = (home / "state.json").read_bytes()
+
+    run = lbctl("config", "set", "acme/deep", "extra=" + "[" * 800 + "]" * 800)
+
+    one_line_error(run, 2)
+    assert (home / "state.json").read_bytes() == before
+    assert lbctl("config", "set", "acme/deep", "extra=" + "[" * 60 + "]" * 60).exit_code == 0
+    assert lbctl("config", "set", "acme/deep", "extra=[1]").exit_code == 0
 
 
 def test_a_valid_state_with_every_field_loads(lbctl, fixture_lbpkg, home):
