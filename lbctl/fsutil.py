@@ -95,8 +95,7 @@ def private_dir(path: Path, root: Path | None = None) -> Path:
 def atomic_writer(path: Path, mode: int = PRIVATE_FILE, *, durable: bool = True) -> Iterator[BinaryIO]:
     """A stream whose content replaces `path` only when the block ends without an error, so that a crash
     leaves either the old or the new file, never a mix. `durable=False` skips the fsyncs (a cache)."""
-    with writing_to(path):
-        path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # a new directory for state (home/files, the user config's) is owner-only too
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with writing(path.parent), writing_to(path):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)

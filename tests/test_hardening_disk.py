@@ -273,8 +273,12 @@ def test_a_download_killed_half_way_is_cleaned_by_the_next_run(market, tmp_path,
 
 def test_everything_lbctl_keeps_is_owner_only_under_umask_000(market, tmp_path, home, fixture_lbpkg):
     market.add(make_lbpkg("acme", "echo", "1.0.0"))
+    filed = tmp_path / "filed.lbpkg"
+    filed.write_bytes(make_lbpkg("acme", "filed", "1.0.0", config=[{"name": "doc", "type": "file"}]))
+    (tmp_path / "doc.txt").write_text("hello")
 
-    for args in (("install", "acme/echo"), ("install", str(fixture_lbpkg)), ("config", "set", FIXTURE_ID, "greeting=x")):
+    for args in (("install", "acme/echo"), ("install", str(fixture_lbpkg)), ("config", "set", FIXTURE_ID, "greeting=x"),
+                 ("install", str(filed)), ("config", "set", "acme/filed", f"doc=@{tmp_path / 'doc.txt'}")):
         run = run_cli(*args, umask=0)
         assert run.exit_code == 0, run.output
 
