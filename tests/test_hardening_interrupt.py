@@ -161,3 +161,35 @@ def test_a_signal_during_start_up_is_never_a_traceback(tmp_path):
         assert "Traceback" not in run.stderr, run.output
         assert run.exit_code in (0, 130), run.output
         assert envelope(run)["exit_code"] == run.exit_code
+
+
+def test_a_signal_during_the_commit_of_a_purge_keeps_record_and_data_together(lbctl, fixture_lbpkg, home,
+                                                                               monkeypatch):
+    """The signal comes while state.json is being written: the commit finishes, and so does the purge of the
+    stored data (they are one change), before the command stops with 130."""
+    from lbctl.runtime.storage import Storage
+    from lbctl.state import Environment
+
+    assert lbctl("install", fixture_lbpkg).exit_code == 0
+    storage = Storage(home / "storage.db")
+    storage.set("plugin", FIXTURE_ID, "k", b"v")
+    storage._db.close()
+    real_save = Environment._save
+
+    def save_while_interrupted(self, state):
+        os.kill(os.getpid(), signal.SIGINT)  # lands in the middle of the commit
+        real_save(self, state)
+
+    monkeypatch.setattr(Environment, "_save", save_while_interrupted)
+    run = lbctl("uninstall", FIXTURE_ID, "--purge", "--yes", "--json")
+    monkeypatch.setattr(Environment, "_save", real_save)
+
+    assert run.exit_code == 130, run.output
+    state = json.loads((home / "state.json").read_text())
+    storage = Storage(home / "storage.db")
+    try:
+        rows = storage.keys("plugin", FIXTURE_ID)
+    finally:
+        storage._db.close()
+    assert (FIXTURE_ID in state["plugins"], FIXTURE_ID in state["config"], rows) in (
+        (True, True, ["k"]), (False, False, [])), (state, rows)

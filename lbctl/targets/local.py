@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from lbctl import configschema, lbpkg
+from lbctl import configschema, interrupts, lbpkg
 from lbctl.errors import LbctlError, PreconditionError, StateCorruptError
 from lbctl.fsutil import sha256_file, write_atomic
 from lbctl.models import PackageInfo, Record
@@ -100,7 +100,7 @@ class LocalTarget(Target):
         applied = Applied()
         purged = [s.id for s in steps if s.action == "purge"]
         # The stored data is deleted in a transaction that commits right after state.json: together or not at all.
-        with self._purging(purged), self.env.transaction() as state:
+        with interrupts.deferred(), self._purging(purged), self.env.transaction() as state:
             for step in steps:
                 if step.changes:
                     applied.warnings += self._apply_one(state, step)
