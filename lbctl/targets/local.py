@@ -34,17 +34,24 @@ def now() -> str:
 class LocalTarget(Target):
     name = "local"
     kind = "local"
+    _loaded: State | None = None
 
     @property
     def env(self):
         return self.ctx.env
 
+    def _state(self) -> State:
+        """The environment as this command read it (once); `apply` re-reads it under the lock."""
+        if self._loaded is None:
+            self._loaded = self.env.load()
+        return self._loaded
+
     def records(self) -> dict[str, Record]:
-        return self.env.load().plugins
+        return self._state().plugins
 
     def kept_config(self) -> set[str]:
         """Uninstalled plugins whose config or stored data is still kept (what `--purge` can delete)."""
-        state = self.env.load()
+        state = self._state()
         return (set(state.config) | self.stored_data_owners()) - set(state.plugins)
 
     def package(self, plugin_id: str) -> PackageInfo:
@@ -59,7 +66,7 @@ class LocalTarget(Target):
         return self._stored_schema(self.record(plugin_id).sha256) or ()
 
     def config(self, plugin_id: str) -> dict:
-        return self.env.load().config.get(plugin_id, {})
+        return self._state().config.get(plugin_id, {})
 
     def package_file(self, record: Record) -> Path | None:
         origin = Path(record.origin or "")
@@ -105,6 +112,7 @@ class LocalTarget(Target):
                 if step.changes:
                     applied.warnings += self._apply_one(state, step)
                 applied.actions.append(step.action_line("done"))
+        self._loaded = None
         if start:
             self._go_live(steps, applied)
         return applied
