@@ -164,7 +164,8 @@ class Environment:
     def transaction(self) -> Iterator[State]:
         """Lock, load, let the caller change a copy, then commit it with one atomic rename.
 
-        An exception (Ctrl-C included) leaves state.json as it was.
+        An exception (Ctrl-C included) before the commit leaves state.json as it was and removes the packages
+        the change stored; a Ctrl-C during the commit takes effect once it is done.
         """
         with self.lock():
             before = self.load()
