@@ -55,6 +55,8 @@ def read_local(path: Path, spec: str | None = None) -> Candidate:
         raise NotFoundError(f"No such file: {path}")
     if not path.is_file():
         raise InvalidSpecError(f"{path} is not a regular file", hint="Give the path of a .lbpkg file.")
+    if path.stat().st_size > lbpkg.MAX_TOTAL_SIZE:  # refused before its sha256 is read
+        raise PackageInvalidError(f"{path} is larger than the {lbpkg.MAX_TOTAL_SIZE // 2**20} MiB a package may be")
     try:
         info = lbpkg.read_file(path)
     except PackageInvalidError as exc:

@@ -401,3 +401,14 @@ def test_live_commands_on_langbot_through_its_api_or_exit_6(lb):
         doc = lb.json(*args, code=6)
         assert doc["errors"][0]["code"] in ("precondition", "no_api"), doc
     assert lb.json("runtime", "serve", code=6)["errors"][0]["message"].endswith("hosts the local one")
+
+
+def test_doctor_checks_a_langbot_target(lb, lbctl):
+    doc = lb.json("doctor")
+    assert [(c["name"], c["ok"]) for c in doc["data"]["checks"]] == [
+        ("reachable", True), ("authenticated", True), ("version", True), ("runtime", True), ("marketplace", True)]
+    down = lbctl("--target", f"http://127.0.0.1:{free_port()}", "doctor", "--json")
+    assert down.exit_code == 1
+    checks = {c["name"]: c for c in down.json["data"]["checks"]}
+    assert not checks["reachable"]["ok"] and "unreachable" in checks["reachable"]["detail"]
+    assert down.json["errors"] and down.json["status"] != "success"

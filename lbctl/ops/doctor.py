@@ -24,6 +24,49 @@ def _check(name: str, ok: bool, detail: str, hint: str | None = None) -> dict:
 
 
 def doctor(ctx: Context) -> Result:
+    from lbctl.ops.fleet import each
+
+    return each(ctx, "doctor", lambda target: _report(CHECKS[target.kind](ctx, target)))
+
+
+def _report(checks: list[dict]) -> Result:
+    errors = tuple({"code": "check_failed", "message": f"{c['name']}: {c['detail']}", "hint": c["hint"],
+                    "plugin": None} for c in checks if not c["ok"])
+    return Result("doctor", "doctor", {"checks": checks}, errors=errors, exit_code=1 if errors else 0)
+
+
+def _langbot(ctx: Context, target) -> list[dict]:
+    """Spec §8: reachable, authenticated, version supported, runtime connected, marketplace reachable from lbctl."""
+    report = target.describe()
+    problems = report.get("problems") or {}
+
+    def why(probe: str, default: str) -> str:
+        return problems.get(probe, {}).get("message", default)
+
+    version = str(report.get("version") or "")
+    checks = [
+        _check("reachable", report["reachable"], f"{target.url}" if report["reachable"] else why("reachable", "")),
+        _check("authenticated", report["authenticated"], f"API key from {report['api_key']}" if report["authenticated"]
+               else why("authenticated", "no key"), f"`lbctl target login {target.name}`"),
+        _check("version", _supported(version), f"LangBot {version or 'unknown'} (4.10 or later is supported)"),
+        _check("runtime", report["runtime_connected"], "plugin runtime connected" if report["runtime_connected"]
+               else why("runtime_connected", "not connected"), "Check LangBot's plugin runtime and its logs."),
+    ]
+    if not report["reachable"]:
+        return checks + [_check("marketplace", False, "not checked: LangBot did not say which one it uses")]
+    return checks + [_marketplace(ctx, target.index_url)]
+
+
+def _supported(version: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(version.lstrip("v")) >= Version("4.10")
+    except InvalidVersion:
+        return False
+
+
+def _local(ctx: Context, target) -> list[dict]:
     checks = []
     state = None
     try:
@@ -36,12 +79,12 @@ def doctor(ctx: Context) -> Result:
             checks.append(_check(name, False, "not checked: the environment state is unreadable"))
         else:
             checks.append(fn(ctx, state))
-    checks += [_cache(ctx), _marketplace(ctx)]
+    checks += [_cache(ctx), _marketplace(ctx, ctx.settings.index_url)]
     host = _host_status(ctx)
-    checks += [_runtime(host), _host(host)]
-    errors = tuple({"code": "check_failed", "message": f"{c['name']}: {c['detail']}", "hint": c["hint"],
-                    "plugin": None} for c in checks if not c["ok"])
-    return Result("doctor", "doctor", {"checks": checks}, errors=errors, exit_code=1 if errors else 0)
+    return checks + [_runtime(host), _host(host)]
+
+
+CHECKS = {"local": _local, "langbot": _langbot}
 
 
 def _environment_ok(ctx: Context, state: State) -> dict:
@@ -158,14 +201,14 @@ def _requirements(ctx: Context, state: State) -> dict[str, list[str]]:
     return found
 
 
-def _marketplace(ctx: Context) -> dict:
+def _marketplace(ctx: Context, index_url: str) -> dict:
     if ctx.settings.offline:
         return _check("marketplace", True, "offline")
     try:
-        _, total = ctx.market.search("", page_size=1)
+        _, total = ctx.market_for(index_url).search("", page_size=1)
     except LbctlError as exc:
         return _check("marketplace", False, exc.message, exc.hint)
-    return _check("marketplace", True, f"{ctx.settings.index_url}: reachable, {_plural(total, 'plugin')}")
+    return _check("marketplace", True, f"{index_url}: reachable from lbctl, {_plural(total, 'plugin')}")
 
 
 def _host_status(ctx: Context) -> dict | Exception | None:

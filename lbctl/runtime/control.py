@@ -109,7 +109,9 @@ class Control:
     async def _op_status(self, request: dict) -> dict:
         live = sorted(self.host.live.items())
         plugins = [{"id": pid, "state": entry.state, "error": entry.error} for pid, entry in live]
-        return {"host": True, "runtime_version": self.host.runtime_version, "plugins": plugins}
+        child = self.host._child  # noqa: SLF001 - the host owns its child; the port is only reported
+        return {"host": True, "runtime_version": self.host.runtime_version, "plugins": plugins,
+                "debug_port": child.port if child else None}
 
     async def _op_logs(self, request: dict) -> dict:
         lines = self._log_source(request.get("id"))

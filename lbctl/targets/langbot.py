@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from lbctl import configschema
 from lbctl.errors import (CredentialsError, LbctlError, NetworkError, NotFoundError, PackageInvalidError,
                           PluginFailedError, PreconditionError, ProtocolError, TaskFailedError)
-from lbctl.fsutil import write_atomic
+from lbctl.fsutil import private_dir, write_atomic
 from lbctl.models import Component, PackageInfo, Record
 from lbctl.plan import PACKAGE_ACTIONS, PREVIOUS_FIELDS, previous_fields
 from lbctl.targets.base import Applied, Target
@@ -501,13 +501,15 @@ def _task_error(what: str, reason: str | None, plugin_id: str) -> LbctlError:
 
 
 def _reason_with_login(url: str, user: str, password: str, task_id: int, timeout: float) -> str | None:
-    import httpx
+    from lbctl.http import read_limited
+    from lbctl.langbot import API, MAX_JSON_BYTES, make_http
 
-    from lbctl.http import USER_AGENT
-
-    with httpx.Client(base_url=url, timeout=timeout, headers={"User-Agent": USER_AGENT}) as http:
-        token = http.post("/api/v1/user/auth", json={"user": user, "password": password}).json()["data"]["token"]
-        task = http.get(f"/api/v1/system/tasks/{task_id}", headers={"Authorization": f"Bearer {token}"}).json()
+    with make_http(url, api_key=None, timeout=timeout) as http:
+        with http.stream("POST", f"{API}/user/auth", json={"user": user, "password": password}) as answer:
+            token = json.loads(read_limited(answer, MAX_JSON_BYTES))["data"]["token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        with http.stream("GET", f"{API}/system/tasks/{task_id}", headers=headers) as answer:
+            task = json.loads(read_limited(answer, MAX_JSON_BYTES))
     exception = ((task.get("data") or {}).get("runtime") or {}).get("exception")
     return str(exception)[:500] if exception else None
 
@@ -552,7 +554,7 @@ class Notes:
     def _locked(self) -> Iterator[None]:
         import fcntl
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
