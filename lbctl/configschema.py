@@ -528,7 +528,13 @@ def _row(item: dict, values: dict, reveal: bool, in_schema: bool = True) -> dict
         "secret": is_secret(item),
         "missing": required and _empty(value),
         "in_schema": in_schema,
+        **({"options": _option_names(item)} if type_of(item) == "select" and _option_names(item) else {}),
     }
+
+
+def _option_names(item: dict) -> list[str]:
+    options = item.get("options")
+    return [str(o["name"]) for o in options if isinstance(o, dict) and "name" in o] if isinstance(options, list) else []
 
 
 # --- TOML --------------------------------------------------------------------------------------

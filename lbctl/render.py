@@ -35,10 +35,11 @@ def sanitize(text: str) -> str:
 
 class Renderer:
     def __init__(self, *, json_output: bool = False, quiet: int = 0, verbose: int = 0, color: bool = True,
-                 stdout: TextIO | None = None, stderr: TextIO | None = None):
+                 stdout: TextIO | None = None, stderr: TextIO | None = None, err_color: bool = False):
         self.json = json_output
         self.level = verbose - quiet
         self.color = color
+        self.err_color = err_color  # stderr is a terminal and colour is allowed
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
         self._consoles: dict[str, Any] = {}
@@ -58,9 +59,15 @@ class Renderer:
             self.stderr.write(sanitize(message) + "\n")
             self.stderr.flush()
 
+    def paint(self, text: str, colour: str, *, err: bool = True) -> str:
+        """`text` in a colour (red, yellow, green) when that stream is a terminal that takes colour."""
+        codes = {"red": "31", "yellow": "33", "green": "32"}
+        on = self.err_color if err else self.color
+        return f"\x1b[{codes[colour]}m{text}\x1b[0m" if on else text
+
     def warn(self, message: str) -> None:
         if self.level >= -1:
-            self.stderr.write(f"warning: {sanitize(message)}\n")
+            self.stderr.write(f"{self.paint('warning:', 'yellow')} {sanitize(message)}\n")
 
     # results --------------------------------------------------------------------------------------
     def result(self, result: Result) -> int:
@@ -97,7 +104,7 @@ class Renderer:
         return code
 
     def _error_line(self, error: dict) -> None:
-        self.stderr.write(f"error: {sanitize(error['message'])}\n")
+        self.stderr.write(f"{self.paint('error:', 'red')} {sanitize(error['message'])}\n")
         if error.get("hint"):
             self.stderr.write(f"hint: {sanitize(error['hint'])}\n")
         self.stderr.flush()
@@ -145,8 +152,9 @@ class Renderer:
             table.add_row(*[Text("-" if v is None else sanitize(str(v))) for v in row])
         self.console().print(table)
 
-    def plain(self, line: str = "") -> None:
-        self.stdout.write(sanitize(line) + "\n")
+    def plain(self, line: str = "", *, prefix: str = "") -> None:
+        """One line of outside text (sanitized), after a `prefix` of lbctl's own (which may be painted)."""
+        self.stdout.write(prefix + sanitize(line) + "\n")
 
     @property
     def tty(self) -> bool:
@@ -202,16 +210,19 @@ def _config_rows(r: Renderer, rows: list[dict], title: str | None = None) -> Non
     for row in rows:
         flag = " (missing)" if row.get("missing") else ""
         value = "" if row["value"] is None else _short(row["value"])
-        table.append([row["name"], row["type"] or "?", "yes" if row["required"] else "no",
+        kind = row["type"] or "?"
+        if row.get("options"):
+            kind += ": " + "|".join(row["options"])
+        table.append([row["name"], _short(kind, 40), "yes" if row["required"] else "no",
                       _short(row["default"]), value + flag])
     r.table(["NAME", "TYPE", "REQUIRED", "DEFAULT", "VALUE"], table, title=title)
 
 
-def _short(value: Any) -> str:
+def _short(value: Any, width: int = 60) -> str:
     if value is None:
         return ""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _plugin(r: Renderer, data: dict) -> None:
@@ -273,6 +284,9 @@ def _runtime_status(r: Renderer, data: dict) -> None:
         r.plain("No runtime host is up (start one with `lbctl runtime serve`).")
         return
     r.plain(f"Runtime host up, langbot-plugin {data.get('runtime_version') or 'unknown'}")
+    if not data["plugins"]:
+        r.plain("No plugins to run yet: `lbctl install` one and it starts at once.")
+        return
     r.table(["ID", "STATE", "ERROR"], [[p["id"], p["state"], p.get("error") or ""] for p in data["plugins"]])
 
 
@@ -363,19 +377,24 @@ def _verify(r: Renderer, data: dict) -> None:
 def _cache(r: Renderer, data: dict) -> None:
     rows = [[f["sha256"][:16], f["size"], ", ".join(f["ids"])] for f in data["files"]]
     r.table(["SHA256", "BYTES", "PACKAGES"], rows)
-    r.note(f"{len(rows)} packages, {data['size']} bytes.")
+    r.note(f"{_plural(len(rows), 'package')}, {data['size']} bytes.")
 
 
 def _cache_cleared(r: Renderer, data: dict) -> None:
-    r.note(f"Removed {data['removed']} packages ({data['size']} bytes).")
+    r.note(f"Removed {_plural(data['removed'], 'package')} ({data['size']} bytes).")
 
 
 def _doctor(r: Renderer, data: dict) -> None:
     width = max((len(c["name"]) for c in data["checks"]), default=0)
     for c in data["checks"]:
-        r.plain(f"{'ok' if c['ok'] else 'FAIL':<4} {c['name']:<{width}}  {c['detail']}")
+        verdict = r.paint("ok  ", "green", err=False) if c["ok"] else r.paint("FAIL", "red", err=False)
+        r.plain(f"{c['name']:<{width}}  {c['detail']}", prefix=verdict + " ")
         if not c["ok"] and c.get("hint"):
             r.note(f"hint ({c['name']}): {c['hint']}")
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _message(r: Renderer, data: dict) -> None:

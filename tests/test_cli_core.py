@@ -297,7 +297,7 @@ def check_fixture_table(stdout: str) -> None:
             if line.split()[:1] and line.split()[0] in ("greeting", "count", "mode")}
     assert rows["greeting"][:4] == ["greeting", "string", "yes", "hi"]
     assert rows["count"][:4] == ["count", "integer", "no", "1"]
-    assert rows["mode"][:4] == ["mode", "select", "yes", "a"]
+    assert rows["mode"][:4] == ["mode", "select:", "a|b", "yes"]  # the options are shown with the type
 
 
 def test_show_json(lbctl, fixture_lbpkg, home):

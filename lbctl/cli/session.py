@@ -36,7 +36,8 @@ class Session:
         except Exception:  # noqa: BLE001 - a broken setting must still render its own error
             no_color = "NO_COLOR" in self.environ
         return Renderer(json_output=json_output, quiet=self.flags.get("quiet") or 0,
-                        verbose=self.flags.get("verbosity") or 0, color=not no_color and sys.stdout.isatty())
+                        verbose=self.flags.get("verbosity") or 0, color=not no_color and sys.stdout.isatty(),
+                        err_color=not no_color and sys.stderr.isatty())
 
     @cached_property
     def context(self) -> Context:
