@@ -199,6 +199,19 @@ def _bound_transports(client: httpx.Client) -> None:
 # --- the client -------------------------------------------------------------------------------------------
 
 
+def _unknown_host(exc: BaseException) -> bool:
+    """Whether a connection failed because the host name does not exist (not a temporary DNS failure)."""
+    import socket
+
+    permanent = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror) and seen.errno in permanent:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class RetryingClient(httpx.Client):
     """An httpx.Client that retries GET and HEAD on connection errors and server errors, and gives every request,
     retries and body included, at most `deadline` seconds.
@@ -233,7 +246,9 @@ class RetryingClient(httpx.Client):
         for attempt in range(self.retries):
             try:
                 response = super().send(request, **kwargs)
-            except RETRY_ERRORS:
+            except RETRY_ERRORS as exc:
+                if _unknown_host(exc):
+                    raise  # a name that does not resolve will not resolve in a second either: fail as fast as a POST
                 _pause(backoff_delay(attempt, self.backoff))
                 continue
             if not self.retry_on(response):

@@ -1045,3 +1045,22 @@ def test_download_larger_than_announced_is_refused_without_leftovers(lbctl, monk
     assert run.exit_code in (7, 8), run.output
     assert files_under(home) == []
     assert not [f for f in files_under(cache) if f.endswith(".lbpkg") or f.endswith(".part")]
+
+
+@pytest.mark.parametrize("args", [("market", "search", "x"), ("market", "show", "acme/echo"),
+                                  ("install", "acme/echo"), ("download", "acme/echo", "-d", "dl")])
+def test_a_host_that_does_not_exist_fails_at_once_on_every_command(lbctl, monkeypatch, args):
+    import socket
+    import time
+
+    lookups = []
+
+    def no_such_host(host, *rest, **kwargs):
+        lookups.append(host)
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_such_host)
+    started = time.monotonic()
+    result = lbctl("--index-url", "http://market.example.invalid", *args, "--json")
+    assert result.exit_code == 7 and result.json["errors"][0]["code"] == "network"
+    assert time.monotonic() - started < 1.5 and lookups == ["market.example.invalid"]
