@@ -491,6 +491,15 @@ def _mask_tree(value: Any, secret: bool) -> Any:
     return MASK if secret and value is not None and value != "" else value
 
 
+def contains_mask(value: Any) -> bool:
+    """Whether a value holds a masked leaf (`***`), as a target that never reveals secrets returns them."""
+    if isinstance(value, dict):
+        return any(contains_mask(v) for v in value.values())
+    if isinstance(value, list):
+        return any(contains_mask(v) for v in value)
+    return value == MASK
+
+
 def mask_value(item: dict, value: Any) -> Any:
     """`value` with every non-empty leaf under a secret item or key replaced by "***"."""
     return _mask_tree(value, is_secret(item))

@@ -119,16 +119,8 @@ def _frozen_config(target: Target, record: Record, include_secrets: bool, warnin
     config = {k: v for k, v in config.items() if k not in nulls}
     if not include_secrets:
         return configschema.without_secrets(schema, config)
-    hidden = [k for k, v in config.items() if _masked(v)]
+    hidden = [k for k, v in config.items() if configschema.contains_mask(v)]
     if hidden:
         warnings.append(f"{record.id}: {target.name} does not reveal the secret values of {', '.join(hidden)}; "
                         "set them after a sync")
     return {k: v for k, v in config.items() if k not in hidden}
-
-
-def _masked(value: object) -> bool:
-    if isinstance(value, dict):
-        return any(_masked(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_masked(v) for v in value)
-    return value == configschema.MASK

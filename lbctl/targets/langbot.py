@@ -279,7 +279,7 @@ class LangBotTarget(Target):
         warnings: list[str] = []
         if not purge:
             current = self.config(step.id)
-            hidden = sorted(k for k, v in current.items() if _has_mask(v))
+            hidden = sorted(k for k, v in current.items() if configschema.contains_mask(v))
             kept = {k: v for k, v in current.items() if k not in hidden}
             self.notes.change(lambda n: n.setdefault("saved_config", {}).__setitem__(
                 step.id, {"values": kept, "secrets": hidden}))
@@ -465,17 +465,9 @@ def _components(container: dict) -> Iterator[Component]:
 # --- secrets, tasks ------------------------------------------------------------------------------------
 
 
-def _has_mask(value: Any) -> bool:
-    if isinstance(value, dict):
-        return any(_has_mask(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_has_mask(v) for v in value)
-    return value == configschema.MASK
-
-
 def _secret_part(values: dict) -> dict:
     return {k: v for k, v in values.items() if configschema.is_secret_key(k) and v not in (None, "")
-            and not _has_mask(v)}
+            and not configschema.contains_mask(v)}
 
 
 def _digest(value: Any, salt: str) -> str:
