@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import stat
 import threading
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from lbctl.errors import EnvironmentUnusableError
 
 PRIVATE_DIR: Final = 0o700
 PRIVATE_FILE: Final = 0o600
+_SHA256: Final = re.compile("[0-9a-f]{64}")
 # What a disk, a mount or a path in the way does; never a bug of lbctl.
 ENVIRONMENT_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
                                        errno.EEXIST, errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.EMLINK,
@@ -30,7 +32,7 @@ def sha256_file(path: Path) -> str:
 
 
 def is_sha256(text: str) -> bool:
-    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+    return _SHA256.fullmatch(text) is not None
 
 
 # --- errors ----------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ RECORD_FIELDS: Final[dict[str, tuple[tuple[type, ...], bool]]] = {
     "previous_version": ((str, type(None)), False), "pinned": ((bool,), False),
     "pin_reason": ((str, type(None)), False),
 }
+_ABSENT: Final = object()
 RECOVER_HINT: Final = ("Restore state.json from a backup, or move it away to start from an empty environment and "
                        "reinstall (`lbctl sync FILE` with a plugins file from `lbctl freeze`).")
 
@@ -85,14 +86,15 @@ class State:
 
 def _nesting(doc: Any) -> int:
     """How deep lists and objects nest in `doc` (without recursion: the document is not trusted yet)."""
+    if not isinstance(doc, (dict, list)):
+        return 0
     deepest, stack = 0, [(doc, 0)]
-    while stack:
+    while stack:  # only containers are stacked: a non-empty one at depth d has children at d + 1
         value, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)
+        children = value.values() if isinstance(value, dict) else value
+        if children:
+            deepest = max(deepest, depth + 1)
+            stack.extend((v, depth + 1) for v in children if isinstance(v, (dict, list)))
     return deepest
 
 
@@ -107,14 +109,14 @@ def _record(pid: Any, rec: Any, where: Path) -> Record:
     if not isinstance(rec, dict):
         raise _corrupt(where, f"the record of {pid} is not an object")
     for key, (kinds, required) in RECORD_FIELDS.items():
-        if key not in rec:
+        value = rec.get(key, _ABSENT)
+        if value is _ABSENT:
             if required:
                 raise _corrupt(where, f"the record of {pid} has no {key}")
-            continue
-        value = rec[key]
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        elif type(value) not in kinds:  # JSON makes exact types: a bool never passes for another type
             raise _corrupt(where, f"{pid}: {key} is {type(value).__name__}, not {kinds[0].__name__}")
-        if key in ("sha256", "previous_sha256") and value is not None and not is_sha256(value):
+    for key in ("sha256", "previous_sha256"):
+        if rec.get(key) is not None and not is_sha256(rec[key]):
             raise _corrupt(where, f"{pid}: {key} is not a sha256")
     if rec["id"] != pid:
         raise _corrupt(where, f"the record filed under {pid} is for {rec['id'][:80]}")
@@ -130,6 +132,7 @@ class Environment:
     def __init__(self, home: Path, *, lock_timeout: float = 10.0):
         self.home = home
         self.lock_timeout = lock_timeout
+        self._last: tuple[tuple[int, ...], State] | None = None  # (identity of state.json, what it held)
 
     @property
     def state_file(self) -> Path:
@@ -147,9 +150,16 @@ class Environment:
         return self.packages_dir / f"{sha256}.lbpkg"
 
     def load(self) -> State:
-        """The current state, read without the lock (state.json is only ever replaced atomically)."""
+        """The current state, read without the lock. state.json is only ever replaced by a rename, so a file with
+        the same inode, size and times is the one already read: its State is returned again (callers never
+        change a loaded State; a transaction changes a copy)."""
         try:
-            raw = self.state_file.read_bytes()
+            with open(self.state_file, "rb") as stream:
+                info = os.fstat(stream.fileno())
+                identity = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+                if self._last is not None and self._last[0] == identity:
+                    return self._last[1]
+                raw = stream.read()
         except FileNotFoundError:
             return State()
         except OSError as exc:
@@ -158,7 +168,9 @@ class Environment:
             data = json.loads(raw)
         except (ValueError, RecursionError):
             raise _corrupt(self.state_file, "it is not valid JSON") from None
-        return State.from_json(data, self.state_file)
+        state = State.from_json(data, self.state_file)
+        self._last = (identity, state)
+        return state
 
     @contextmanager
     def transaction(self) -> Iterator[State]:
