@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lbctl import configschema
 from lbctl.context import Context
 from lbctl.errors import UsageError
 from lbctl.models import SOURCES, PackageInfo, Record, Result
@@ -57,6 +56,7 @@ def show(ctx: Context, plugin_id: str) -> Result:
 
 
 def inspect(ctx: Context, path: str) -> Result:
+    from lbctl import configschema
     from lbctl.resolve import read_local
 
     cand = read_local(Path(path).expanduser())
@@ -66,6 +66,8 @@ def inspect(ctx: Context, path: str) -> Result:
 
 
 def package_view(info: PackageInfo, values: dict) -> dict:
+    from lbctl import configschema
+
     components = {kind: [c.to_json() for c in items] for kind, items in info.components_by_kind().items()}
     return {
         "id": info.id, "version": info.version, "label": info.label, "description": info.description,
@@ -76,5 +78,7 @@ def package_view(info: PackageInfo, values: dict) -> dict:
 
 
 def missing_config_warnings(plugin_id: str, schema: tuple[dict, ...], values: dict) -> tuple[str, ...]:
+    from lbctl import configschema
+
     missing = configschema.missing_required(schema, values)
     return tuple(f"{plugin_id}: required config {key!r} has no value" for key in missing)

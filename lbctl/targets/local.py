@@ -13,7 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from lbctl import configschema, interrupts, lbpkg
+from lbctl import interrupts
 from lbctl.errors import LbctlError, PreconditionError, StateCorruptError
 from lbctl.fsutil import sha256_file, write_atomic
 from lbctl.models import PackageInfo, Record
@@ -60,6 +60,8 @@ class LocalTarget(Target):
         if not path.exists():
             raise StateCorruptError(f"The stored package of {plugin_id} is missing", plugin=plugin_id,
                                     hint=f"Reinstall it: `lbctl install --force {record.spec or plugin_id}`.")
+        from lbctl import lbpkg
+
         return lbpkg.read_file(path)
 
     def schema(self, plugin_id: str) -> tuple[dict, ...]:
@@ -137,6 +139,8 @@ class LocalTarget(Target):
 
     def _store(self, state: State, step: Step) -> list[str]:
         """Store the package and record it; returns warnings (config keys the new schema dropped)."""
+        from lbctl import configschema
+
         cand = step.candidate
         assert cand is not None
         info, cur = cand.info, state.plugins.get(step.id)
@@ -154,6 +158,8 @@ class LocalTarget(Target):
         return [f"{info.id}: stored config key {key!r} is not in the new schema (kept)" for key in dropped]
 
     def _stored_schema(self, sha256: str) -> tuple[dict, ...] | None:
+        from lbctl import lbpkg
+
         try:
             return lbpkg.read_config_schema(self.env.package_path(sha256))
         except LbctlError:
