@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> None:
     code = run(argv)
     interrupts.finish()
     interrupts.ignore()  # Python gives SIGINT back its default action while it shuts down: the result is out
+    import gc
+
+    gc.freeze()  # the collections of the interpreter's shutdown would walk every object left (~20 ms of a list)
     sys.exit(code)
 
 
