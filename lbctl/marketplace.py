@@ -34,6 +34,7 @@ MAX_PACKAGE_BYTES: Final = 64 * 1024 * 1024
 MAX_METADATA_BYTES: Final = 4 * 1024 * 1024
 MAX_ERROR_BYTES: Final = 64 * 1024
 CHUNK_SIZE: Final = 64 * 1024
+PARALLEL_FETCHES: Final = 32
 VERSION_NOT_FOUND: Final = "plugin version not found"
 SORTS: Final = {"installs": "install_count", "newest": "created_at", "updated": "updated_at"}
 NETWORK_HINT: Final = (
@@ -477,6 +478,8 @@ def make_http(base_url: str, *, timeout: float = 30.0, retries: int = 3, backoff
         timeout=httpx.Timeout(timeout),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,
+        # httpx keeps 20 idle connections: with more workers, every request past 20 would connect anew
+        limits=httpx.Limits(max_keepalive_connections=PARALLEL_FETCHES),
     )
 
 
@@ -493,7 +496,8 @@ class Fetched(Generic[T, R]):
         return self.error is None
 
 
-def fetch_many(items: Iterable[T], fn: Callable[[T], R], *, max_workers: int = 32) -> list[Fetched[T, R]]:
+def fetch_many(items: Iterable[T], fn: Callable[[T], R], *,
+               max_workers: int = PARALLEL_FETCHES) -> list[Fetched[T, R]]:
     """Run `fn` over `items` in threads; results in the order of `items`, one failure stops nothing.
 
     Only LbctlError is captured per item; any other exception is a bug and propagates. The threads are daemons
