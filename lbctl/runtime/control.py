@@ -157,7 +157,7 @@ class Control:
             states = {pid: self._state_of(pid) for pid in ids}
             if all(s["state"] in SETTLED for s in states.values()) or time.monotonic() >= deadline:
                 return states
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.02)
 
     def _state_of(self, plugin_id: str) -> dict:
         live = self.host.live.get(plugin_id)

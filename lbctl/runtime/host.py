@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 START_TIMEOUT: Final = float(os.environ.get("LBCTL_RUNTIME_START_TIMEOUT", "30"))
 APPLY_TIMEOUT: Final = 660.0  # the Runtime allows 600 s for a dependency environment
 POLL_INTERVAL: Final = 0.5
+STARTING_POLL: Final = 0.05  # a starting plugin is probed this often: `install` waits until it is seen running
 HEARTBEAT_TICKS: Final = 40  # ping every 20 s, as LangBot does; three misses count as a dead runtime
 
 Event = Callable[[dict], None]
@@ -275,13 +276,22 @@ class Host:
     async def _monitor(self, peer: Peer) -> None:
         misses = 0
         for tick in itertools.count(1):
-            await asyncio.sleep(POLL_INTERVAL)
+            await self._probe_starting(peer, POLL_INTERVAL)
             for plugin_id, binding in list(self.applied.items()):
                 await self._probe(peer, plugin_id, binding)
             if tick % HEARTBEAT_TICKS == 0:
                 misses = 0 if await self._ping(peer) else misses + 1
             if misses >= 3:
                 raise ConnectionLost("the runtime stopped answering pings")
+
+    async def _probe_starting(self, peer: Peer, period: float) -> None:
+        """Wait `period`, probing meanwhile every STARTING_POLL the plugins that are starting."""
+        deadline = time.monotonic() + period
+        while (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(STARTING_POLL, left))
+            for plugin_id, binding in list(self.applied.items()):
+                if self.live.get(plugin_id, Live("gone")).state == "starting":
+                    await self._probe(peer, plugin_id, binding)
 
     @staticmethod
     async def _ping(peer: Peer) -> bool:
