@@ -76,8 +76,11 @@ def measure(plugins: int = 10) -> list[dict]:
             server.stop()
     return [
         {"name": f"LangBot: cold sync of {plugins} marketplace plugins", "value": cold, "unit": "s",
-         "target": "≥ 2× faster than one by one", "ok": cold * 2 <= api, "baseline": api,
-         "baseline_name": "one by one through the API"},
+         "target": "report", "ok": None},
+        {"name": f"LangBot: {plugins} installs one by one through the API", "value": api, "unit": "s",
+         "target": "report", "ok": None},
+        {"name": "LangBot: cold sync speed-up vs one by one", "value": api / cold, "unit": "x",
+         "target": ">= 2x", "ok": cold * 2 <= api},
         {"name": f"LangBot: no-op sync of {plugins} plugins", "value": noop, "unit": "s", "target": "< 1 s",
          "ok": noop < 1.0},
         {"name": f"LangBot: list --target, {plugins} plugins", "value": remote, "unit": "s", "target": "report",

@@ -1,8 +1,9 @@
-"""Benchmark of issue 5: a no-op `lbctl sync` of a 100-plugin file against a matching environment.
+"""Benchmark of issues 5 and 13: a no-op `lbctl sync` of a 500-plugin file against a matching environment.
 
-    .venv/bin/python bench/bench_sync.py [--plugins 100] [--json]
+    .venv/bin/python bench/bench_sync.py [--plugins 500] [--json]
 
-Target < 1 s. Baseline: `lbctl list` on the same environment (the cost of starting lbctl and reading it).
+Target <= 0.5 s (issue 5 asked < 1 s for 100). Baseline: `lbctl list` on the same environment (the cost of
+starting lbctl and reading it).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def lbctl(env: dict, *args: str) -> float:
     return time.perf_counter() - start
 
 
-def measure(plugins: int) -> list[dict]:
+def measure(plugins: int = 500, target: float = 0.5) -> list[dict]:
     root = Path(tempfile.mkdtemp(prefix="lbctl-bench-sync-"))
     env = {**os.environ, "LBCTL_HOME": str(root / "home"), "LBCTL_CACHE_DIR": str(root / "cache"),
            "LBCTL_OFFLINE": "1"}
@@ -46,13 +47,13 @@ def measure(plugins: int) -> list[dict]:
     (root / "plugins.toml").write_text(frozen)
     sync = statistics.median(lbctl(env, "sync", str(root / "plugins.toml")) for _ in range(5))
     listing = statistics.median(lbctl(env, "list") for _ in range(5))
-    return [{"name": f"sync no-op, {plugins} plugins", "value": sync, "unit": "s", "target": "< 1 s",
-             "ok": sync < 1.0, "baseline": listing, "baseline_name": "lbctl list"}]
+    return [{"name": f"sync no-op, {plugins} plugins", "value": sync, "unit": "s", "target": f"<= {target:g} s",
+             "ok": sync <= target, "baseline": listing, "baseline_name": "lbctl list"}]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--plugins", type=int, default=100)
+    parser.add_argument("--plugins", type=int, default=500)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     rows = measure(args.plugins)
