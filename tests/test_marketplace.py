@@ -820,3 +820,44 @@ def test_fetch_many_small_inputs() -> None:
 def test_fetch_many_lets_bugs_through() -> None:
     with pytest.raises(ZeroDivisionError):
         fetch_many([1, 0, 2], lambda n: 1 // n)
+
+
+# --- TLS -------------------------------------------------------------------------------------------------
+
+TLS = Path(__file__).parent / "tls"  # a self-signed certificate for 127.0.0.1, made for these tests
+
+
+@pytest.fixture
+def https_market() -> Iterator[str]:
+    import ssl
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Versions(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"code": 0, "msg": "ok", "data": {"versions": [{"version": "1.0.0"}]}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Versions)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(TLS / "localhost.pem", TLS / "localhost.key")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_tls_is_verified_against_the_trusted_authorities_only(https_market, monkeypatch):
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    with pytest.raises(NetworkError, match="CERTIFICATE_VERIFY_FAILED"):
+        MarketplaceClient(make_http(https_market, retries=1, backoff=0)).versions("acme", "echo")
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(TLS / "localhost.pem"))  # as httpx reads it: the authority is trusted
+    assert MarketplaceClient(make_http(https_market, retries=1, backoff=0)).versions("acme", "echo") == ["1.0.0"]
