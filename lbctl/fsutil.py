@@ -121,10 +121,10 @@ def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE_FILE, durable: 
         stream.write(data)
 
 
-def copy_atomic(src: Path, dest: Path, sha256: str, *, mode: int = 0o644) -> None:
+def copy_atomic(src: Path, dest: Path, sha256: str, *, mode: int = 0o644, durable: bool = True) -> None:
     """Copy a file in blocks, checking it still has `sha256`, so the copy is the file that was verified."""
     digest = hashlib.sha256()
-    with open(src, "rb") as source, atomic_writer(dest, mode) as target:
+    with open(src, "rb") as source, atomic_writer(dest, mode, durable=durable) as target:
         for block in iter(lambda: source.read(1 << 20), b""):
             digest.update(block)
             target.write(block)
@@ -132,6 +132,15 @@ def copy_atomic(src: Path, dest: Path, sha256: str, *, mode: int = 0o644) -> Non
             from lbctl.errors import PackageMismatchError
 
             raise PackageMismatchError(f"{src} changed while lbctl was using it")
+
+
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory by its path (OSError if it cannot be opened)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:

@@ -23,7 +23,7 @@ from typing import Any, Final, Iterator
 
 from lbctl import interrupts
 from lbctl.errors import LbctlError, LockedError, StateCorruptError
-from lbctl.fsutil import (PRIVATE_FILE, copy_atomic, is_sha256, private_dir, remove_stale_temporaries,
+from lbctl.fsutil import (PRIVATE_FILE, copy_atomic, fsync_path, is_sha256, private_dir, remove_stale_temporaries,
                           sha256_file, unusable, write_atomic, writing_to)
 from lbctl.models import Record
 
@@ -133,6 +133,7 @@ class Environment:
         self.home = home
         self.lock_timeout = lock_timeout
         self._last: tuple[tuple[int, ...], State] | None = None  # (identity of state.json, what it held)
+        self._unsynced: list[Path] = []  # packages stored by the open transaction, not yet fsynced
 
     @property
     def state_file(self) -> Path:
@@ -183,6 +184,7 @@ class Environment:
             before = self.load()
             self._tidy(before)
             state = copy.deepcopy(before)
+            self._unsynced = []
             try:
                 yield state
                 if state.to_json() != before.to_json():
@@ -196,20 +198,34 @@ class Environment:
                 raise
 
     def _save(self, state: State) -> None:
+        self._sync_stored()
         data = json.dumps(state.to_json(), indent=1, ensure_ascii=False).encode()
         write_atomic(self.state_file, data, mode=PRIVATE_FILE)
 
     def store_package(self, source: Path, sha256: str) -> Path:
-        """Store a verified package file under its sha256; a stored copy that was damaged is replaced."""
+        """Store a verified package file under its sha256; a stored copy that was damaged is replaced. It is made
+        durable by the commit that records it, before state.json is replaced."""
         path = self.package_path(sha256)
         try:
             intact = sha256_file(path) == sha256
         except OSError:
             intact = False
         if not intact:
-            private_dir(self.packages_dir, root=self.home)
-            copy_atomic(source, path, sha256, mode=PRIVATE_FILE)
+            if not self._unsynced:
+                private_dir(self.packages_dir, root=self.home)
+            copy_atomic(source, path, sha256, mode=PRIVATE_FILE, durable=False)
+            self._unsynced.append(path)
         return path
+
+    def _sync_stored(self) -> None:
+        """fsync the packages stored since the transaction began, then their directory once (a store of 200
+        packages made 200 directory fsyncs): the commit never refers to a package a crash could lose."""
+        with writing_to(self.packages_dir):
+            for path in self._unsynced:
+                fsync_path(path)
+        if self._unsynced:
+            fsync_path(self.packages_dir)
+        self._unsynced = []
 
     def collect_garbage(self, state: State) -> None:
         """Remove stored packages that no record (current or previous) refers to."""

@@ -151,9 +151,11 @@ class LocalTarget(Target):
             pinned=cur.pinned if cur else False, pin_reason=cur.pin_reason if cur else None,
             **previous_fields(cur, info.sha256),
         )
-        old_schema = self._stored_schema(cur.sha256) if cur else None
-        values, _added, dropped = configschema.merge_schema_change(
-            state.config.get(info.id, {}), info.config_schema, old_schema=old_schema)
+        stored = state.config.get(info.id, {})
+        # The old schema only decides whether a default of the new one fills a key with no value: read it then.
+        unset = any(stored.get(key) is None for key in configschema.defaults(info.config_schema))
+        old_schema = self._stored_schema(cur.sha256) if cur and unset else None
+        values, _added, dropped = configschema.merge_schema_change(stored, info.config_schema, old_schema=old_schema)
         state.config[info.id] = values
         return [f"{info.id}: stored config key {key!r} is not in the new schema (kept)" for key in dropped]
 
