@@ -105,17 +105,18 @@ class LangBotClient:
         return self._json("GET", f"/system/tasks/{task_id}")
 
     def wait(self, task_id: int, *, deadline: float) -> dict:
-        """Poll a task until it is no longer running; NetworkError when `deadline` (monotonic) passes."""
-        delay = 0.1
+        """Poll a task until it is no longer running: every 0.1 s for its first seconds (an install without
+        dependencies takes about one), then every 0.5 s; NetworkError when `deadline` (monotonic) passes."""
+        started = time.monotonic()
         while True:
             task = self.task(task_id)
             if task.get("status") != "running":
                 return task
+            delay = 0.1 if time.monotonic() - started < 5 else 0.5
             if time.monotonic() + delay > deadline:
                 raise NetworkError(f"{self.where} did not finish task {task_id} in time",
                                    hint="Raise --timeout; dependency installs can take minutes.")
             time.sleep(delay)
-            delay = min(delay * 1.5, 0.5)
 
     def ready(self) -> bool:
         """Readiness is the plugins route answering 200, not /healthz (§10.2)."""
