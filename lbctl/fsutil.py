@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import re
 import stat
@@ -24,6 +23,8 @@ ENVIRONMENT_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, 
 
 
 def sha256_file(path: Path) -> str:
+    import hashlib  # its OpenSSL start-up is ~3 ms that commands reading no package need not pay
+
     digest = hashlib.sha256()
     with open(path, "rb") as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
@@ -123,6 +124,8 @@ def write_atomic(path: Path, data: bytes, *, mode: int = PRIVATE_FILE, durable: 
 
 def copy_atomic(src: Path, dest: Path, sha256: str, *, mode: int = 0o644, durable: bool = True) -> None:
     """Copy a file in blocks, checking it still has `sha256`, so the copy is the file that was verified."""
+    import hashlib
+
     digest = hashlib.sha256()
     with open(src, "rb") as source, atomic_writer(dest, mode, durable=durable) as target:
         for block in iter(lambda: source.read(1 << 20), b""):

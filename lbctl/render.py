@@ -9,7 +9,6 @@ would obey them) and table cells are plain text, never rich markup.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import re
 import sys
@@ -138,9 +137,15 @@ class Renderer:
             self.stdout.flush()
 
     def setup_logging(self) -> None:
+        import logging
+
+        class SanitizingFormatter(logging.Formatter):
+            def format(self, record: logging.LogRecord) -> str:
+                return sanitize(super().format(record))
+
         level = logging.WARNING - 10 * self.level
         handler = logging.StreamHandler(self.stderr)
-        handler.setFormatter(_SanitizingFormatter("%(levelname).1s %(name)s: %(message)s"))
+        handler.setFormatter(SanitizingFormatter("%(levelname).1s %(name)s: %(message)s"))
         logging.basicConfig(level=max(level, logging.DEBUG), handlers=[handler])
 
     def table(self, columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:
@@ -180,11 +185,6 @@ class Renderer:
     @property
     def tty(self) -> bool:
         return self.stdout.isatty()
-
-
-class _SanitizingFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return sanitize(super().format(record))
 
 
 def _table_width() -> int:

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import os
-import shlex
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, List
 
@@ -92,6 +89,10 @@ def import_(ctx: typer.Context, plugin_id: PluginId, file: Path,
 
 
 def run_editor(text: str) -> str:
+    import shlex
+    import subprocess
+    import tempfile
+
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR")
     if not editor:
         raise UsageError("No editor: set $VISUAL or $EDITOR", hint="Or use `lbctl config export` / `config import`.")

@@ -3,7 +3,6 @@ is down does not stop the others."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Callable
 
 from lbctl.errors import LbctlError
@@ -18,6 +17,8 @@ def each(ctx: Context, command: str, run: Callable[[Target], Result]) -> Result:
     targets = ctx.targets
     if len(targets) == 1:
         return run(targets[0])
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="lbctl-target") as pool:
         outcomes = list(pool.map(lambda target: _capture(run, target), targets))
     parts = tuple(_part(command, target, outcome) for target, outcome in zip(targets, outcomes))

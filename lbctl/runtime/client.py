@@ -21,8 +21,8 @@ from lbctl.errors import (
     ProtocolError,
     UsageError,
 )
+from lbctl.runtime import socket_path  # noqa: F401 - also imported from here
 
-SOCKET_NAME: Final = "host.sock"
 NO_HOST_HINT: Final = "Start one with `lbctl runtime serve`."
 
 
@@ -42,10 +42,6 @@ _ERRORS: Final[dict[str, type[LbctlError]]] = {
     "plugin_failed": PluginFailedError,
     "internal": InternalError,
 }
-
-
-def socket_path(home: Path) -> Path:
-    return home / "runtime" / SOCKET_NAME
 
 
 @contextmanager

@@ -6,7 +6,6 @@ changed plugins are then applied at once and waited for.
 
 from __future__ import annotations
 
-import hashlib
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -75,6 +74,8 @@ class LocalTarget(Target):
         return origin if _has_sha(origin, record.sha256) else self.env.package_path(record.sha256)
 
     def store_file(self, path: Path, data: bytes, mimetype: str) -> dict:
+        import hashlib
+
         key = hashlib.sha256(data).hexdigest()
         target = self.env.files_dir / key
         if not target.exists():
@@ -100,7 +101,7 @@ class LocalTarget(Target):
         return HostClient(self.env.home, timeout=self.ctx.settings.timeout)
 
     def _host_socket(self) -> Path:
-        from lbctl.runtime.client import socket_path
+        from lbctl.runtime import socket_path
 
         return socket_path(self.env.home)
 
