@@ -12,7 +12,6 @@ import re
 from collections.abc import Callable, Iterable
 from typing import IO, Any, Final
 
-from lbctl import tomlio
 from lbctl.errors import ConfigInvalidError
 
 MASK: Final = "***"
@@ -605,6 +604,8 @@ def toml_omitted(schema: Iterable[dict], values: dict, *, include_secrets: bool)
 
 def to_toml(schema: Iterable[dict], values: dict, *, include_secrets: bool) -> str:
     """A commented header describing each item, then the values as TOML (None values left out)."""
+    from lbctl import tomlio  # imported here: tomllib costs ~3 ms that `show` does not need
+
     schema = tuple(schema)
     items = _index(schema)
     left_out = toml_omitted(schema, values, include_secrets=include_secrets)
@@ -645,6 +646,8 @@ def _clean(line: str) -> str:
 
 
 def from_toml(text: str) -> dict:
+    from lbctl import tomlio
+
     try:
         return tomlio.loads(text)
     except tomlio.TOMLDecodeError as exc:

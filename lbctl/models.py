@@ -49,6 +49,33 @@ class PackageInfo:
             grouped.setdefault(component.kind, []).append(component)
         return grouped
 
+    def to_json(self) -> dict:
+        """Every field, as `from_json` reads it back (the environment keeps one beside each stored package)."""
+        return {**{k: getattr(self, k) for k in _TEXT_FIELDS}, "size": self.size,
+                "components": [[c.kind, c.name, c.description, c.parameters] for c in self.components],
+                "config_schema": list(self.config_schema), "requirements": list(self.requirements)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> PackageInfo:
+        """ValueError unless `data` has every field with its type (it is trusted no further than that)."""
+        if not isinstance(data, dict) or not all(type(data.get(k)) is str for k in _TEXT_FIELDS):
+            raise ValueError("not a package description")
+        components, schema, requirements = data.get("components"), data.get("config_schema"), data.get("requirements")
+        if (type(data.get("size")) is not int or not isinstance(components, list) or not isinstance(schema, list)
+                or not all(isinstance(item, dict) for item in schema) or not isinstance(requirements, list)
+                or not all(type(r) is str for r in requirements)):
+            raise ValueError("not a package description")
+        parts = [c for c in components if isinstance(c, list) and len(c) == 4 and all(type(t) is str for t in c[:3])
+                 and isinstance(c[3], (dict, type(None)))]
+        if len(parts) != len(components):
+            raise ValueError("not a package description")
+        return cls(**{k: data[k] for k in _TEXT_FIELDS}, size=data["size"],
+                   components=tuple(Component(*c) for c in parts), config_schema=tuple(schema),
+                   requirements=tuple(requirements))
+
+
+_TEXT_FIELDS = ("author", "name", "version", "label", "description", "repository", "sha256")
+
 
 @dataclass(frozen=True)
 class Record:

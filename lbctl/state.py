@@ -25,7 +25,7 @@ from lbctl import interrupts
 from lbctl.errors import LbctlError, LockedError, StateCorruptError
 from lbctl.fsutil import (PRIVATE_FILE, copy_atomic, fsync_path, is_sha256, private_dir, remove_stale_temporaries,
                           sha256_file, unusable, write_atomic, writing_to)
-from lbctl.models import Record
+from lbctl.models import PackageInfo, Record
 
 SCHEMA: Final = 1
 STATE_FILE: Final = "state.json"
@@ -202,6 +202,22 @@ class Environment:
         data = json.dumps(state.to_json(), indent=1, ensure_ascii=False).encode()
         write_atomic(self.state_file, data, mode=PRIVATE_FILE)
 
+    def describe_package(self, info: PackageInfo) -> None:
+        """Keep what the stored package `info.sha256` says about itself beside it (packages/<sha256>.json), so
+        that showing it needs no unzipping and no YAML; a lost description is only read again from the package."""
+        try:
+            write_atomic(self.packages_dir / f"{info.sha256}.json", json.dumps(info.to_json()).encode(), durable=False)
+        except LbctlError:
+            pass  # a read-only or full home: the package itself still says it all
+
+    def package_info(self, sha256: str) -> PackageInfo | None:
+        """The description kept beside a stored package, or None (missing, damaged, or for another package)."""
+        try:
+            info = PackageInfo.from_json(json.loads((self.packages_dir / f"{sha256}.json").read_bytes()))
+        except (OSError, ValueError, RecursionError, TypeError):
+            return None
+        return info if info.sha256 == sha256 else None
+
     def store_package(self, source: Path, sha256: str) -> Path:
         """Store a verified package file under its sha256; a stored copy that was damaged is replaced. It is made
         durable by the commit that records it, before state.json is replaced."""
@@ -233,7 +249,7 @@ class Environment:
         keep |= {r.previous_sha256 for r in state.plugins.values() if r.previous_sha256}
         if not self.packages_dir.is_dir():
             return
-        for path in self.packages_dir.glob("*.lbpkg"):
+        for path in [*self.packages_dir.glob("*.lbpkg"), *self.packages_dir.glob("*.json")]:
             if path.stem not in keep:
                 path.unlink(missing_ok=True)
 

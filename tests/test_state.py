@@ -187,6 +187,32 @@ def test_garbage_collection_keeps_current_and_previous_packages(lbctl, tmp_path,
     assert (record.previous_sha256, record.previous_version) == (versions[1], "2.0.0")
 
 
+def test_each_stored_package_keeps_its_description_and_loses_it_with_the_package(lbctl, tmp_path, home):
+    paths = [tmp_path / f"{v}.lbpkg" for v in ("1.0.0", "2.0.0", "3.0.0")]
+    for path, version in zip(paths, ("1.0.0", "2.0.0", "3.0.0")):
+        path.write_bytes(make_lbpkg("gc", "p", version))
+        assert lbctl("install", path).exit_code == 0
+
+    described = {p.stem for p in (home / "packages").glob("*.json")}
+    assert described == {p.stem for p in (home / "packages").glob("*.lbpkg")}
+    record = Environment(home).load().plugins["gc/p"]
+    assert Environment(home).package_info(record.sha256).version == "3.0.0"
+
+
+@pytest.mark.parametrize("damage", [b"{", b"[]", b'{"author": 1}', None])
+def test_show_reads_the_package_again_when_its_description_is_damaged_or_gone(lbctl, fixture_lbpkg, home, damage):
+    assert lbctl("install", fixture_lbpkg).exit_code == 0
+    expected = lbctl("show", FIXTURE_ID, "--json").json["data"]
+    description = next((home / "packages").glob("*.json"))
+    if damage is None:
+        description.unlink()
+    else:
+        description.write_bytes(damage)
+
+    assert lbctl("show", FIXTURE_ID, "--json").json["data"] == expected
+    assert json.loads(description.read_text())["sha256"] == description.stem  # written again
+
+
 # the lock -----------------------------------------------------------------------------------------------
 
 

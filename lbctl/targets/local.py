@@ -59,9 +59,14 @@ class LocalTarget(Target):
         if not path.exists():
             raise StateCorruptError(f"The stored package of {plugin_id} is missing", plugin=plugin_id,
                                     hint=f"Reinstall it: `lbctl install --force {record.spec or plugin_id}`.")
-        from lbctl import lbpkg
+        info = self.env.package_info(record.sha256)
+        if info is None:
+            from lbctl import lbpkg
 
-        return lbpkg.read_file(path)
+            info = lbpkg.read_file(path)
+            if info.sha256 == record.sha256:
+                self.env.describe_package(info)
+        return info
 
     def schema(self, plugin_id: str) -> tuple[dict, ...]:
         return self._stored_schema(self.record(plugin_id).sha256) or ()
@@ -146,6 +151,7 @@ class LocalTarget(Target):
         assert cand is not None
         info, cur = cand.info, state.plugins.get(step.id)
         self.env.store_package(cand.path, info.sha256)
+        self.env.describe_package(info)
         state.plugins[info.id] = Record(
             id=info.id, version=info.version, source=cand.source, sha256=info.sha256, installed_at=now(),
             spec=cand.spec, origin=cand.origin, enabled=cur.enabled if cur else True,
