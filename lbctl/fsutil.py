@@ -80,6 +80,8 @@ def private_dir(path: Path, root: Path | None = None) -> Path:
     whatever the umask, those above `root` get the usual permissions (like `mkdir -p`)."""
     root = path if root is None else root
     assert root == path or root in path.parents, (root, path)
+    if os.path.isdir(path):  # the common case: one stat, not a failing mkdir per level
+        return path
     chain = [path, *path.parents[: len(path.parts) - len(root.parts)]]
     with writing_to(path):
         root.parent.mkdir(parents=True, exist_ok=True)
