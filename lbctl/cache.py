@@ -36,8 +36,8 @@ class Cache:
         """`author/name==version` -> sha256 for every indexed package (of one plugin, if given)."""
         prefix = f"{plugin_id.replace('/', '__', 1)}==" if plugin_id else ""
         found = {}
-        for name in self._names():
-            if name.startswith(prefix) and "==" in name:
+        for name in self._names(prefix):
+            if "==" in name:
                 pid, _, version = name.partition("==")
                 try:
                     sha = (self.root / "index" / name).read_text(encoding="ascii").strip()
@@ -47,7 +47,7 @@ class Cache:
                     found[f"{pid.replace('__', '/', 1)}=={version}"] = sha
         return found
 
-    def _names(self) -> list[str]:
+    def _names(self, prefix: str) -> list[str]:
         # One directory listing per Cache: resolving N plugins must not list the index N times.
         with self._lock:
             if self._listing is None:
@@ -55,7 +55,7 @@ class Cache:
                     self._listing = set(os.listdir(self.root / "index"))
                 except OSError:
                     self._listing = set()
-            return sorted(self._listing)
+            return sorted(name for name in self._listing if name.startswith(prefix))
 
     def versions(self, plugin_id: str) -> dict[str, Path]:
         """version -> cached package of `plugin_id`, only for packages whose bytes match their sha256."""
