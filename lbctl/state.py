@@ -204,7 +204,9 @@ class Environment:
 
     def describe_package(self, info: PackageInfo) -> None:
         """Keep what the stored package `info.sha256` says about itself beside it (packages/<sha256>.json), so
-        that showing it needs no unzipping and no YAML; a lost description is only read again from the package."""
+        that showing it again needs no unzipping and no YAML; a lost description is only read again from the
+        package. Written when the package is first read, not when stored: a file creation costs an install of
+        200 packages 0.1-0.25 s here."""
         try:
             write_atomic(self.packages_dir / f"{info.sha256}.json", json.dumps(info.to_json()).encode(), durable=False)
         except LbctlError:

@@ -187,14 +187,15 @@ def test_garbage_collection_keeps_current_and_previous_packages(lbctl, tmp_path,
     assert (record.previous_sha256, record.previous_version) == (versions[1], "2.0.0")
 
 
-def test_each_stored_package_keeps_its_description_and_loses_it_with_the_package(lbctl, tmp_path, home):
+def test_a_shown_package_keeps_its_description_until_the_package_goes(lbctl, tmp_path, home):
     paths = [tmp_path / f"{v}.lbpkg" for v in ("1.0.0", "2.0.0", "3.0.0")]
     for path, version in zip(paths, ("1.0.0", "2.0.0", "3.0.0")):
         path.write_bytes(make_lbpkg("gc", "p", version))
         assert lbctl("install", path).exit_code == 0
+        assert lbctl("show", "gc/p").exit_code == 0
 
     described = {p.stem for p in (home / "packages").glob("*.json")}
-    assert described == {p.stem for p in (home / "packages").glob("*.lbpkg")}
+    assert described == {p.stem for p in (home / "packages").glob("*.lbpkg")}  # 1.0.0's went with its package
     record = Environment(home).load().plugins["gc/p"]
     assert Environment(home).package_info(record.sha256).version == "3.0.0"
 
@@ -202,6 +203,7 @@ def test_each_stored_package_keeps_its_description_and_loses_it_with_the_package
 @pytest.mark.parametrize("damage", [b"{", b"[]", b'{"author": 1}', None])
 def test_show_reads_the_package_again_when_its_description_is_damaged_or_gone(lbctl, fixture_lbpkg, home, damage):
     assert lbctl("install", fixture_lbpkg).exit_code == 0
+    assert not list((home / "packages").glob("*.json"))  # written by the first show, not by the install
     expected = lbctl("show", FIXTURE_ID, "--json").json["data"]
     description = next((home / "packages").glob("*.json"))
     if damage is None:
