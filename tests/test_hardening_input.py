@@ -274,7 +274,7 @@ def test_doctor_names_the_debug_port_of_a_running_host(lbctl, home, monkeypatch)
 
 
 def test_the_security_notes_say_what_to_do_about_the_debug_port():
-    notes = (REPO / "docs-draft" / "security.md").read_text(encoding="utf-8")
+    notes = (REPO / "README.md").read_text(encoding="utf-8")
     for words in ("0.0.0.0", "/healthz", "firewall", "--connect", "lbctl doctor"):
         assert words in notes, words
 
