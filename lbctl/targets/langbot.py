@@ -296,25 +296,28 @@ class LangBotTarget(Target):
         current = self.config(plugin_id)
         new = dict(values) if replace else {**current, **values}
         self.client.put_config(plugin_id, new)
-        self._until_answering(plugin_id, deadline)
+
         def remember(notes: dict) -> None:
             salt = notes.setdefault("salt", secrets.token_hex(16))
             notes.setdefault("config_digest", {})[plugin_id] = {k: _digest(v, salt) for k, v in _secret_part(new).items()}
 
         self.notes.change(remember)
+        self._until_initialized(plugin_id, deadline)
         return []
 
-    def _until_answering(self, plugin_id: str, deadline: float) -> None:
-        """LangBot restarts a plugin after a config change; its routes answer 404 for about a second."""
-        while True:
-            try:
-                self.client.config(plugin_id)
-                return
-            except NotFoundError:
-                if time.monotonic() > deadline:
-                    raise PluginFailedError(f"{plugin_id} did not come back after its config changed",
-                                            plugin=plugin_id) from None
+    def _until_initialized(self, plugin_id: str, deadline: float) -> None:
+        """LangBot restarts a plugin after a config change: its routes answer 404 for about a second, then it
+        is `mounted` until its initialize() returns. Like LangBot's own install, wait up to 30 s for it."""
+        with self.ctx.waiting(f"{self.name}: restart {plugin_id} with its new config"):
+            give_up, status = min(deadline, time.monotonic() + INIT_WINDOW), "gone"
+            while time.monotonic() < give_up:
+                found = [c for c in self.client.plugins() if _container_id(c, self.where) == plugin_id]
+                status = str(found[0].get("status") or "-") if found else "gone"
+                if status == "initialized":
+                    return
                 time.sleep(0.2)
+        raise PluginFailedError(f"{plugin_id} did not initialize again after its config changed (status: {status})",
+                                plugin=plugin_id, hint=f"See `lbctl --target {self.name} logs {plugin_id}`.")
 
     def _finish(self, task_id: int, what: str, plugin_id: str, deadline: float) -> None:
         with self.ctx.waiting(f"{self.name}: {what}"):
@@ -504,6 +507,9 @@ def _reason_with_login(url: str, user: str, password: str, task_id: int, timeout
             task = json.loads(read_limited(answer, MAX_JSON_BYTES))
     exception = ((task.get("data") or {}).get("runtime") or {}).get("exception")
     return str(exception)[:500] if exception else None
+
+
+INIT_WINDOW = 30.0  # seconds LangBot itself gives a plugin to initialize
 
 
 def _wait_ready(client: LangBotClient, seconds: float) -> None:
