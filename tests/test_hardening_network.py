@@ -149,3 +149,17 @@ def test_a_trickling_langbot_is_exit_7_when_the_timeout_runs_out(market):
 
     assert proc.exit_code == 7, proc.output
     assert proc.seconds < 8, proc.output
+
+
+def test_a_wait_on_a_terminal_shows_a_spinner_and_ends_at_the_timeout(market):
+    """Issue 12, item 7: on a terminal nothing waits in silence (rich is imported at the first wait only)."""
+    from test_cli_core import run_on_terminal
+
+    market.trickle, market.trickle_interval = "headers", 0.3
+    env = {k: v for k, v in os.environ.items() if k != "NO_COLOR"}
+
+    code, text = run_on_terminal("market", "search", "echo", "--timeout", "2", env=env)
+
+    assert code == 7, text
+    assert "searching the marketplace" in text, text
+    assert "timed out" in text, text

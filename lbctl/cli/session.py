@@ -70,14 +70,25 @@ class Session:
         return sys.stdin.readline(64 * 1024 + 1).rstrip("\r\n")
 
     def progress_factory(self):
+        """`progress(label)` for the core's waits; rich is imported at the first wait, not at start-up (~30 ms)."""
         if self.settings.no_progress or self.settings.json or not sys.stderr.isatty():
             return None
-        from rich.markup import escape
+        import threading
 
-        from lbctl.cli.progress import make_progress
+        made: list = []
+        lock = threading.Lock()  # downloads start in threads; all share one live display
 
-        progress = make_progress(self.renderer.console("err"))
-        return lambda label: progress(escape(sanitize(label)))  # a URL may hold "[" or control characters
+        def progress(label: str):
+            from rich.markup import escape
+
+            with lock:
+                if not made:
+                    from lbctl.cli.progress import make_progress
+
+                    made.append(make_progress(self.renderer.console("err")))
+            return made[0](escape(sanitize(label)))  # a URL may hold "[" or control characters
+
+        return progress
 
 
 def wants_json(argv: list[str], environ: Mapping[str, str], flags: Mapping[str, Any]) -> bool:
