@@ -234,6 +234,22 @@ def _unknown_host(exc: BaseException) -> bool:
     return False
 
 
+def _import_httpcore_without_http2() -> None:
+    """Import httpcore (httpx does it when its first client is built) without its HTTP/2 support: lbctl speaks
+    HTTP/1.1 only, and when h2 is installed (the runtime extra brings it) httpcore imports it and hpack up front,
+    16 ms of a command's start. h2 stays importable for anyone else afterwards."""
+    import sys
+
+    if "httpcore" in sys.modules or "h2" in sys.modules:
+        return
+    sys.modules["h2"] = None  # type: ignore[assignment]  # makes `import h2` fail: httpcore then skips HTTP/2
+    try:
+        import httpcore  # noqa: F401
+    finally:
+        if sys.modules.get("h2", 0) is None:
+            del sys.modules["h2"]
+
+
 class RetryingClient(httpx.Client):
     """An httpx.Client that retries GET and HEAD on connection errors and server errors, and gives every request,
     retries and body included, at most `deadline` seconds.
@@ -245,6 +261,7 @@ class RetryingClient(httpx.Client):
     def __init__(self, *, retries: int = 3, backoff: float = 0.5,
                  retry_on: Callable[[httpx.Response], bool] = lambda r: r.status_code in RETRY_STATUSES,
                  deadline: float | None = None, **kwargs: Any):
+        _import_httpcore_without_http2()
         kwargs.setdefault("headers", {}).setdefault("Accept-Encoding", ACCEPT_ENCODING)
         kwargs.setdefault("verify", DeferredTrust())
         super().__init__(**kwargs)

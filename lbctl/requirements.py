@@ -5,15 +5,16 @@ Every line the runtime would refuse at install time raises PackageInvalidError h
 
 from __future__ import annotations
 
-import importlib.metadata
 from functools import lru_cache
-from typing import Final
-
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING, Final
 
 from lbctl.errors import PackageInvalidError
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+
+# packaging (~20 ms: it compiles its grammar) and importlib.metadata (~15 ms) are imported where a package
+# has requirements to read, so reading or downloading one without them costs neither.
 
 MAX_BYTES: Final = 1024 * 1024
 MAX_COUNT: Final = 1024
@@ -26,6 +27,8 @@ _HINT: Final = "The runtime would refuse this plugin (dependency_prepare_failed)
 @lru_cache(maxsize=1)
 def runtime_version() -> str:
     """The langbot-plugin version the runtime provides to every plugin."""
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(RUNTIME_DIST)
     except importlib.metadata.PackageNotFoundError:
@@ -43,7 +46,7 @@ def parse(raw: bytes, *, runtime: str | None = None) -> tuple[str, ...]:
         if not line or line.startswith("#"):
             continue
         requirement = _requirement(line, number)
-        if canonicalize_name(requirement.name) != RUNTIME_DIST:
+        if _name(requirement) != RUNTIME_DIST:
             count += 1
             if count > MAX_COUNT:
                 raise _refuse(f"requirements.txt line {number}: more than {MAX_COUNT} requirements")
@@ -55,7 +58,15 @@ def parse(raw: bytes, *, runtime: str | None = None) -> tuple[str, ...]:
 
 def installable(requirements: tuple[str, ...] | list[str]) -> list[str]:
     """What the runtime installs: everything but the langbot-plugin it provides itself."""
-    return [r for r in requirements if canonicalize_name(Requirement(r).name) != RUNTIME_DIST]
+    from packaging.requirements import Requirement
+
+    return [r for r in requirements if _name(Requirement(r)) != RUNTIME_DIST]
+
+
+def _name(requirement: Requirement) -> str:
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(requirement.name)
 
 
 def _lines(raw: bytes) -> list[str]:
@@ -67,6 +78,8 @@ def _lines(raw: bytes) -> list[str]:
 
 
 def _requirement(line: str, number: int) -> Requirement:
+    from packaging.requirements import InvalidRequirement, Requirement
+
     if line.startswith("-"):
         raise _refuse(f"requirements.txt line {number}: pip options are not allowed ({_short(line)})")
     try:
@@ -89,6 +102,8 @@ def _runtime_accepts(requirement: Requirement, number: int, runtime: str) -> boo
 
 
 def _satisfied(requirement: Requirement, runtime: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
     if not requirement.specifier or requirement.specifier.contains(runtime, prereleases=True):
         return True
     specifiers = tuple(requirement.specifier)

@@ -123,3 +123,24 @@ def test_state_and_package_reader_do_not_pull_in_the_ui():
     loaded = imported_modules("import lbctl.state, lbctl.lbpkg, lbctl.models, lbctl.errors")
     heavy = {m for m in loaded if m.split(".")[0] in ("typer", "click", "rich", "httpx")}
     assert heavy == set(), sorted(heavy)
+
+
+
+def test_a_client_and_a_package_without_requirements_load_neither_http2_nor_packaging(tmp_path):
+    """Start-up costs measured in issue 13: httpcore's HTTP/2 support (h2 and hpack, 16 ms when the runtime extra
+    installed them) and packaging's requirement grammar (~20 ms) load only when needed; h2 stays importable."""
+    from pkgfactory import make_lbpkg
+
+    package = tmp_path / "p.lbpkg"
+    package.write_bytes(make_lbpkg("acme", "plain", "1.0.0", extra_files={"requirements.txt": "# none\n"}))
+    code = ("import sys, importlib.util, pathlib, lbctl.marketplace as m, lbctl.lbpkg as l\n"
+            "m.make_http('http://127.0.0.1:9/')\n"
+            f"assert l.read_file(pathlib.Path({str(package)!r})).requirements == ()\n"
+            "print(sorted(k for k in sys.modules if k.split('.')[0] in ('h2', 'hpack', 'httpcore', 'packaging')))\n"
+            "print(importlib.util.find_spec('h2') is None or bool(__import__('h2.connection')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    loaded, importable = proc.stdout.splitlines()
+    assert "'httpcore'" in loaded and "'h2" not in loaded and "'hpack" not in loaded, loaded
+    assert "'packaging.requirements'" not in loaded, loaded
+    assert importable == "True"
