@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,17 +22,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests")]
 
+from bench_sync import lbctl  # noqa: E402  (one timed run of the CLI)
 from fakemarket import FakeMarket  # noqa: E402
 from langbot_harness import LangBot  # noqa: E402
 from pkgfactory import make_lbpkg  # noqa: E402
-
-
-def lbctl(env: dict, *args: str) -> float:
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "lbctl", *args], env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"lbctl {' '.join(args)} failed: {done.stderr}")
-    return time.perf_counter() - start
 
 
 def one_by_one(server: LangBot, ids: list[str]) -> float:
