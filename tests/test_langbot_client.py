@@ -71,3 +71,48 @@ def test_the_api_key_is_sent_in_a_header_and_never_shown(lbctl, monkeypatch):
         result = lbctl("--target", URL, "list", "-v")
     assert route.calls.last.request.headers["X-API-Key"] == "lbk_very_secret_value"
     assert result.exit_code == 3 and "lbk_very_secret_value" not in result.stdout + result.stderr
+
+
+def _plugin(status: str) -> dict:
+    return {"manifest": {"manifest": {"metadata": {"author": "acme", "name": "echo", "version": "1.0.0"},
+                                      "spec": {"config": [{"name": "greeting", "type": "string", "default": "hi"}]}}},
+            "install_source": "marketplace", "status": status}
+
+
+def _config_set(lbctl, statuses: list[str]):
+    """`config set` on a LangBot that answers the plugins route with `statuses` after the PUT, then the last."""
+    after_put = iter(statuses)
+    put = {"done": False}
+
+    def plugins(request):
+        status = next(after_put, statuses[-1]) if put["done"] else "initialized"
+        return httpx.Response(200, json={"code": 0, "msg": "ok", "data": {"plugins": [_plugin(status)]}})
+
+    def stored(request):
+        put["done"] = True
+        return httpx.Response(200, json={"code": 0, "msg": "ok", "data": {}})
+
+    with respx.mock:
+        respx.get(f"{URL}/api/v1/system/info").respond(json={"code": 0, "msg": "ok", "data": {}})
+        listed = respx.get(PLUGINS).mock(side_effect=plugins)
+        respx.get(f"{PLUGINS}/acme/echo/config").respond(
+            json={"code": 0, "msg": "ok", "data": {"config": {"greeting": "hi"}}})
+        respx.put(f"{PLUGINS}/acme/echo/config").mock(side_effect=stored)
+        exit_code, doc = run(lbctl, "config", "set", "acme/echo", "greeting=hello")
+    return exit_code, doc, listed.call_count
+
+
+def test_a_config_change_waits_until_the_plugin_is_initialized_again(lbctl):
+    """LangBot restarts a plugin after a config change; it is `mounted` until its initialize() returns."""
+    exit_code, doc, polls = _config_set(lbctl, ["gone", "mounted", "mounted", "initialized"])
+    assert exit_code == 0, doc
+    assert polls >= 5  # the read before the change, then until `initialized`
+
+
+def test_a_plugin_that_does_not_initialize_after_a_config_change_is_exit_9(lbctl, monkeypatch):
+    from lbctl.targets import langbot
+
+    monkeypatch.setattr(langbot, "INIT_WINDOW", 0.6)
+    exit_code, doc, _ = _config_set(lbctl, ["mounted"])
+    assert (exit_code, doc["errors"][0]["code"]) == (9, "plugin_failed"), doc
+    assert "did not initialize again after its config changed (status: mounted)" in doc["errors"][0]["message"]
