@@ -168,6 +168,7 @@ DAMAGED = {
     "a record filed under another id": state({"other/id": record()}),
     "an id with a slash too many": state({"../x/y": record(id="../x/y")}),
     "a source that is not a string": state({FIXTURE_ID: record(source=["local"])}),
+    "a previous origin that is a list": state({FIXTURE_ID: record(previous_origin=["/x"])}),
     "deep nesting": b'{"schema": 1, "plugins": {}, "config": {"a/b": {"k": ' + b"[" * 100_000 + b"]" * 100_000
                     + b"}}}",
     "nesting JSON can read but Python cannot copy":

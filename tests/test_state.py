@@ -317,3 +317,10 @@ def test_sigkill_during_install_leaves_the_old_or_the_new_state(tmp_path, home):
     subprocess.run(command("2.0.0"), check=True, capture_output=True, timeout=60)
     assert summary(home) == produces["2.0.0"], f"outcomes of the kills: {outcomes}"
     assert_packages_present(home)
+
+
+def test_state_json_checks_the_type_of_every_field_of_a_record():
+    from lbctl.models import Record
+    from lbctl.state import RECORD_FIELDS
+
+    assert set(RECORD_FIELDS) == set(Record.__dataclass_fields__)
