@@ -16,14 +16,13 @@ from lbctl import interrupts
 from lbctl.errors import LbctlError, PreconditionError, StateCorruptError
 from lbctl.fsutil import sha256_file, write_atomic
 from lbctl.models import PackageInfo, Record
-from lbctl.plan import PACKAGE_ACTIONS, previous_fields
 from lbctl.targets.base import Applied, Target
 
 if TYPE_CHECKING:
     from lbctl.plan import Step
     from lbctl.state import State
 
-LIVE_ACTIONS = PACKAGE_ACTIONS | {"uninstall", "config", "enable", "disable"}
+LIVE_ACTIONS = frozenset({"uninstall", "config", "enable", "disable"})  # and every package action (plan.py)
 
 
 def now() -> str:
@@ -126,6 +125,8 @@ class LocalTarget(Target):
         return applied
 
     def _apply_one(self, state: State, step: Step) -> list[str]:
+        from lbctl.plan import PACKAGE_ACTIONS  # imported by what changes something: reading needs no plan
+
         if step.action in PACKAGE_ACTIONS:
             return self._store(state, step)
         record = state.plugins.get(step.id)
@@ -146,6 +147,7 @@ class LocalTarget(Target):
     def _store(self, state: State, step: Step) -> list[str]:
         """Store the package and record it; returns warnings (config keys the new schema dropped)."""
         from lbctl import configschema
+        from lbctl.plan import previous_fields
 
         cand = step.candidate
         assert cand is not None
@@ -216,7 +218,9 @@ class LocalTarget(Target):
 
     def _go_live(self, steps: list[Step], applied: Applied) -> None:
         """With a host up, apply the change now and wait until each plugin is running or failed."""
-        ids = sorted({s.id for s in steps if s.action in LIVE_ACTIONS})
+        from lbctl.plan import PACKAGE_ACTIONS
+
+        ids = sorted({s.id for s in steps if s.action in LIVE_ACTIONS | PACKAGE_ACTIONS})
         if not ids or not self._host_socket().exists():
             return
         host = self.host()
