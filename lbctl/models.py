@@ -116,10 +116,6 @@ class Record:
             "pin_reason": self.pin_reason,
         }
 
-    @classmethod
-    def from_json(cls, data: dict) -> Record:
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
-
 
 @dataclass(frozen=True)
 class Action:

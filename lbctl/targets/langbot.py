@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 PARALLEL_INSTALLS = 4  # LangBot runs at most 8 user tasks per Workspace
 NO_TOGGLE = "LangBot 4.11 has no API to enable or disable a plugin"
 TOGGLE_HINT = "Bind plugins per pipeline in LangBot's web UI, or uninstall the plugin."
+INIT_WINDOW = 30.0  # seconds LangBot itself gives a plugin to initialize
 
 
 def _now() -> str:
@@ -507,9 +508,6 @@ def _reason_with_login(url: str, user: str, password: str, task_id: int, timeout
             task = json.loads(read_limited(answer, MAX_JSON_BYTES))
     exception = ((task.get("data") or {}).get("runtime") or {}).get("exception")
     return str(exception)[:500] if exception else None
-
-
-INIT_WINDOW = 30.0  # seconds LangBot itself gives a plugin to initialize
 
 
 def _wait_ready(client: LangBotClient, seconds: float) -> None:
