@@ -30,7 +30,7 @@ DICE = REPO / "examples" / "lbctl-examples-dice-0.1.0.lbpkg"
 
 
 class Instance:
-    """The shared LangBot, the fake market, and every request lbctl sent to LangBot during the test."""
+    """The session's LangBot, the fake market, and every request lbctl sent to LangBot during the test."""
 
     def __init__(self, server: LangBot, market: FakeMarket, lbctl, tmp_path: Path):
         self.server, self.market, self._lbctl, self.tmp = server, market, lbctl, tmp_path
@@ -328,15 +328,15 @@ def test_enable_and_disable_have_no_api_on_langbot(lb):
 def test_a_failed_task_gives_langbots_reason_with_a_stored_login(lb, lbctl):
     lb.publish("flaky", "1.0.0")
     assert lbctl("--index-url", lb.market.url, "download", f"{lb.author}/flaky", "-d", str(lb.tmp)).exit_code == 0
-    lbctl("target", "add", "shared", lb.url)
+    lbctl("target", "add", "staging", lb.url)
     lb.market.fail_requests = 10  # LangBot's own download now fails; lbctl uses its cache (--offline)
 
     try:
-        without = lbctl("--target", "shared", "--offline", "install", f"{lb.author}/flaky", "--json")
+        without = lbctl("--target", "staging", "--offline", "install", f"{lb.author}/flaky", "--json")
         assert without.exit_code == 1 and "without saying why" in without.json["errors"][0]["message"]
-        assert lbctl("target", "login", "shared", "--user", USER, input=PASSWORD + "\n").exit_code == 0
+        assert lbctl("target", "login", "staging", "--user", USER, input=PASSWORD + "\n").exit_code == 0
         lb.market.fail_requests = 10
-        withlogin = lbctl("--target", "shared", "--offline", "install", f"{lb.author}/flaky", "--json")
+        withlogin = lbctl("--target", "staging", "--offline", "install", f"{lb.author}/flaky", "--json")
     finally:
         lb.market.fail_requests = 0
     error = withlogin.json["errors"][0]

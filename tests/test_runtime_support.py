@@ -1,4 +1,4 @@
-"""Helpers shared by the runtime tests: write an environment, run `python -m lbctl.runtime.host`, reap it."""
+"""Helpers common to the runtime tests: write an environment, run `python -m lbctl.runtime.host`, reap it."""
 
 from __future__ import annotations
 
