@@ -37,6 +37,7 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path.insert(0, str(TESTS))
 from fakemarket import FakeMarket  # noqa: E402
+from hardening_support import handler_installed  # noqa: E402
 from pkgfactory import make_lbpkg  # noqa: E402
 
 PLUGINS = [f"acme/p{i}" for i in range(4)]
@@ -136,15 +137,6 @@ def leftovers(home: Path, cache: Path) -> list[str]:
     keep = {sha for r in state["plugins"].values() for sha in (r["sha256"], r.get("previous_sha256")) if sha}
     found += [str(p) for p in (home / "packages").glob("*.lbpkg") if p.stem not in keep]
     return found
-
-
-def handler_installed(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
-    return bool(caught & (1 << (signal.SIGTERM - 1)))
 
 
 def bad_output(out: str, err: str, code: int, sig: str) -> str | None:

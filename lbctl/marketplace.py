@@ -24,8 +24,8 @@ from lbctl.errors import (
     ProtocolError,
     UsageError,
 )
-from lbctl.http import (MAX_BACKOFF, RETRY_STATUSES, USER_AGENT, RetryingClient, TooLarge,  # noqa: F401
-                        backoff_delay, iter_decoded, read_capped, read_limited, retry_after)
+from lbctl.http import (RETRY_STATUSES, USER_AGENT, RetryingClient, TooLarge, iter_decoded, read_capped,
+                        read_limited)
 from lbctl.fsutil import PRIVATE_FILE, private_dir, writing, writing_to
 from lbctl.specs import ID_PART, VERSION_CHARS
 

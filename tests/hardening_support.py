@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -126,3 +127,13 @@ def one_line_error(run: Proc | object, code: int) -> None:
     assert lines and lines[0].startswith("error: "), run.output
     assert all(line.startswith(("error: ", "hint: ")) for line in lines) and len(lines) <= 2, run.output
     assert "Traceback" not in run.stderr and "internal error" not in run.stderr, run.output
+
+
+def handler_installed(pid: int) -> bool:
+    """Whether lbctl's handler is in place: Python itself never catches SIGTERM, lbctl does."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(caught & (1 << (signal.SIGTERM - 1)))

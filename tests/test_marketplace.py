@@ -24,15 +24,8 @@ from lbctl.errors import (
     ProtocolError,
     UsageError,
 )
-from lbctl.marketplace import (
-    MAX_BACKOFF,
-    PLUGIN_FIELDS,
-    Fetched,
-    MarketplaceClient,
-    backoff_delay,
-    fetch_many,
-    make_http,
-)
+from lbctl.http import MAX_BACKOFF, backoff_delay
+from lbctl.marketplace import PLUGIN_FIELDS, Fetched, MarketplaceClient, fetch_many, make_http
 from pkgfactory import FIXTURE_LBPKG, make_lbpkg
 
 BASE = "https://market.test"
