@@ -16,24 +16,13 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from conftest import FIXTURE_ID
 from fakemarket import API, FakeMarket
-from hardening_support import finish, spawn
+from hardening_support import finish, handler_installed, spawn
 from pkgfactory import make_lbpkg
-
-
-def handler_installed(pid: int) -> bool:
-    """Whether lbctl's handler is in place: Python itself never catches SIGTERM, lbctl does."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
-    return bool(caught & (1 << (signal.SIGTERM - 1)))
 
 
 def wait_until(condition, proc, what: str, timeout: float = 30) -> None:
@@ -131,12 +120,19 @@ def test_a_signal_at_any_moment_after_start_up_is_never_a_traceback(lbctl, fixtu
     rng = random.Random(11 + busy)
     outcomes = {"interrupted": 0, "finished": 0}
     with cpu_load(busy):
+        # How long a run lasts once its handler is in place, on this machine now: the signals land over that
+        # span and a little past it (a fixed span let a faster lbctl finish before most of them).
+        proc = spawn(["config", "set", FIXTURE_ID, "greeting=measured", "--json"])
+        wait_until(lambda: handler_installed(proc.pid), proc, "the handler")
+        started = time.monotonic()
+        assert finish(proc, timeout=30).exit_code == 0
+        span = time.monotonic() - started
         for trial in range(12):
             args = ["config", "set", FIXTURE_ID, f"greeting=v{trial}", "--json"]
             before = json.loads((home / "state.json").read_text())["config"][FIXTURE_ID]["greeting"]
             proc = spawn(args)
             wait_until(lambda: handler_installed(proc.pid), proc, "the handler")
-            time.sleep(rng.uniform(0, 0.4 * (1 + busy)))
+            time.sleep(rng.uniform(0, span * 1.2))
             proc.send_signal(rng.choice([signal.SIGINT, signal.SIGTERM]))
             run = finish(proc, timeout=30)
             after = json.loads((home / "state.json").read_text())["config"][FIXTURE_ID]["greeting"]
@@ -193,3 +189,22 @@ def test_a_signal_during_the_commit_of_a_purge_keeps_record_and_data_together(lb
         storage._db.close()
     assert (FIXTURE_ID in state["plugins"], FIXTURE_ID in state["config"], rows) in (
         (True, True, ["k"]), (False, False, [])), (state, rows)
+
+
+def test_an_interruption_that_leaves_downloads_running_still_runs_the_exit_handlers(market, tmp_path):
+    """With daemon download threads still running, lbctl leaves without finalizing the interpreter (finalizing
+    under running threads can crash it), but after its exit handlers: the --no-cache scratch directory goes."""
+    for name in ("a", "b"):
+        market.add(make_lbpkg("acme", name, "1.0.0", extra_files={"blob.bin": os.urandom(20_000)}))
+    market.trickle_downloads = 0.05
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    proc = spawn(["install", "acme/a", "acme/b", "--no-cache", "--json"], env={"TMPDIR": str(scratch)})
+    wait_until(lambda: sum(p.startswith(f"{API}/plugins/download/") for p in market.paths("GET")) == 2, proc,
+               "two downloads")
+    assert list(scratch.glob("lbctl-*"))  # the downloads are going there
+    proc.send_signal(signal.SIGTERM)
+    run = finish(proc, timeout=30)
+
+    assert_interrupted(run)
+    assert list(scratch.glob("lbctl-*")) == []

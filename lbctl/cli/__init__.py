@@ -67,10 +67,31 @@ def main(argv: list[str] | None = None) -> None:
     code = run(argv)
     interrupts.finish()
     interrupts.ignore()  # Python gives SIGINT back its default action while it shuts down: the result is out
+    if _abandoned_threads():
+        # Daemon threads still running (downloads an interruption cut short): CPython can crash finalizing the
+        # interpreter under them (a rare SIGSEGV in the kill stress). Run the exit handlers (scratch directories,
+        # logging), then leave without finalizing: these threads would have been abandoned anyway.
+        import atexit
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said there
+                pass
+        atexit._run_exitfuncs()
+        os._exit(code)
     import gc
 
     gc.freeze()  # the collections of the interpreter's shutdown would walk every object left (~20 ms of a list)
     sys.exit(code)
+
+
+def _abandoned_threads() -> bool:
+    threading = sys.modules.get("threading")  # never imported: no thread was started
+    if threading is None:
+        return False
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    return bool(others) and all(t.daemon for t in others)
 
 
 def run(argv: list[str]) -> int:
