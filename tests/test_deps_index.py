@@ -56,10 +56,10 @@ def test_doctor_names_each_requirement_that_does_not_resolve_and_why(lbctl, tmp_
     check = dependencies(result)
     assert check["ok"] is False
     assert check["detail"] == (
-        f"not resolvable from wheelhouse {wheelhouse / 'wheels'}: "
-        "lbctl-tests/one: lbctl-test-missing (not found); "
-        "lbctl-tests/three: lbctl-test-alpha>=2 (no matching version; available: 1.0); "
-        "lbctl-tests/two: lbctl-test-beta (needs lbctl-test-gamma>=1, not found)")
+        f"not resolvable as wheels from wheelhouse {wheelhouse / 'wheels'}: "
+        "lbctl-tests/one: lbctl-test-missing (no wheel found); "
+        "lbctl-tests/three: lbctl-test-alpha>=2 (no matching wheel; available: 1.0); "
+        "lbctl-tests/two: lbctl-test-beta (needs lbctl-test-gamma>=1, no wheel found)")
     assert "lbctl deps download" in check["hint"]
     assert {"code": "check_failed", "message": f"dependencies: {check['detail']}", "hint": check["hint"],
             "plugin": None} in result.json["errors"]

@@ -11,9 +11,13 @@ from lbctl.models import Result
 
 
 def download(ctx: Context, specs: list[str], dest: Path, *, pre: bool = False, with_deps: bool = False,
-             python_version: str | None = None, platform: str | None = None) -> Result:
-    if (python_version or platform) and not with_deps:
-        raise UsageError("--python-version and --platform go with --with-deps")
+             python_version: str | None = None, platform: str | None = None, allow_sdist: bool = False) -> Result:
+    if (python_version or platform or allow_sdist) and not with_deps:
+        raise UsageError("--python-version, --platform and --allow-sdist go with --with-deps")
+    if with_deps:
+        from lbctl.ops.deps import check_target
+
+        check_target(python_version, platform, allow_sdist)
     candidates = ctx.target.resolver.all(specs, pre=pre)
     dest.mkdir(parents=True, exist_ok=True)
     files = []
@@ -29,6 +33,6 @@ def download(ctx: Context, specs: list[str], dest: Path, *, pre: bool = False, w
     if with_deps:
         from lbctl.ops.deps import download_wheels
 
-        data["wheels"] = download_wheels(ctx, [c.path for c in candidates], dest, python_version=python_version,
-                                         platform=platform)
+        data["wheels"] = download_wheels(ctx, [(c.info.id, c.info.requirements) for c in candidates], dest,
+                                         python_version=python_version, platform=platform, allow_sdist=allow_sdist)
     return Result("download", "files", data)
