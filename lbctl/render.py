@@ -428,8 +428,6 @@ def _doctor(r: Renderer, data: dict) -> None:
     for c in data["checks"]:
         verdict = r.paint("ok  ", "green", err=False) if c["ok"] else r.paint("FAIL", "red", err=False)
         r.plain(f"{c['name']:<{width}}  {c['detail']}", prefix=verdict + " ")
-        if not c["ok"] and c.get("hint"):
-            r.note(f"hint ({c['name']}): {c['hint']}")
 
 
 def _plural(count: int, noun: str) -> str:
