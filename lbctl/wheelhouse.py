@@ -59,12 +59,12 @@ def fetch(requirements: Sequence[str], dest: Path, *, python_version: str | None
     Only published wheels unless `allow_sdist`: then `pip wheel` also builds wheels from source distributions,
     for this interpreter (the runtime's) only (ops.deps.check_target refuses it with another Python or platform).
     """
-    needed = reqs.check(requirements)
+    dest = dest.absolute()  # pip runs in a directory of its own
     dest.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest, prefix=".fetch-") as tmp:
         staged = Path(tmp) / "wheels"
         args = _fetch_args(staged, python_version, platform, allow_sdist)
-        run_pip([*args, *(["--no-index", "--find-links", str(dest)] if offline else [])], needed,
+        run_pip([*args, *(["--no-index", "--find-links", str(dest)] if offline else [])], requirements,
                 wheels_only=not allow_sdist)
         saved = []
         for wheel in sorted(staged.iterdir()) if staged.is_dir() else ():
@@ -79,11 +79,11 @@ def resolve(requirements: Sequence[str], *, index_url: str | None = None, find_l
 
     Wheels only: a diagnostic never builds a source distribution (that would run the package's code).
     """
-    needed = reqs.check(requirements)
-    source = ["--no-index", "--find-links", str(find_links)] if find_links else ["--index-url", index_url or ""]
+    source = (["--no-index", "--find-links", str(find_links.absolute())] if find_links
+              else ["--index-url", index_url or ""])
     args = ["install", "--dry-run", "--ignore-installed", "--isolated", "--only-binary", ":all:", "--quiet",
             "--report", "-", "--retries", "1", *_QUIET, *source]
-    return json.loads(run_pip(args, needed, timeout=timeout) or "{}").get("install", [])
+    return json.loads(run_pip(args, requirements, timeout=timeout) or "{}").get("install", [])
 
 
 def run_pip(args: list[str], requirements: Sequence[str] = (), *, timeout: float | None = None,
@@ -91,7 +91,8 @@ def run_pip(args: list[str], requirements: Sequence[str] = (), *, timeout: float
     """pip's stdout, or the LbctlError its failure means (network, not found, or a conflict); `wheels_only`
     says a requirement pip cannot find is one without a wheel.
 
-    `requirements` go after `--`, each checked again; pip runs in an empty directory with `pip_environment()`.
+    `requirements` go after `--`, each checked again (`requirements.check`: this is the one way lbctl runs pip);
+    pip runs in an empty directory with `pip_environment()`.
     """
     needed = reqs.check(requirements)
     too_long = next((r for r in needed if len(r.encode()) > _MAX_ARGUMENT), None)

@@ -190,3 +190,19 @@ def test_deps_download_offline_takes_only_what_the_wheelhouse_already_has(lbctl,
     missing = lbctl("--offline", "deps", "download", "-d", wheelhouse, "--json")
     assert missing.exit_code == 5 and missing.json["errors"][0]["plugin"] == "lbctl-tests/one", missing.output
     assert sorted(p.name for p in (wheelhouse / "wheels").iterdir()) == before
+
+
+def test_relative_wheelhouse_paths_mean_the_current_directory(lbctl, tmp_path, wheelhouse, monkeypatch):
+    make_wheel(wheelhouse / "wheels", "lbctl-test-gamma", "1.5")
+    install(lbctl, tmp_path, "two", "lbctl-test-beta\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LBCTL_WHEELHOUSE", "wh")
+
+    saved = lbctl("--offline", "deps", "download", "-d", "wh", "--json")
+    check = dependencies(lbctl("doctor", "--offline", "--json"))
+
+    assert saved.exit_code == 0, saved.output
+    assert [w["path"] for w in saved.json["data"]["wheels"]] == [
+        str(tmp_path / "wh" / "wheels" / "lbctl_test_beta-2.0-py3-none-any.whl"),
+        str(tmp_path / "wh" / "wheels" / "lbctl_test_gamma-1.5-py3-none-any.whl")]
+    assert check["ok"] is True, check
