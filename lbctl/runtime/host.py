@@ -238,11 +238,11 @@ class Host:
         ]  # fmt: skip
 
     async def _remove(self, peer: Peer, plugin_id: str) -> None:
+        self.applied.pop(plugin_id, None)  # no probe may report it running while it is being removed
         with contextlib.suppress(ActionFailed, TimeoutError):
             await peer.call("remove_plugin_installation", {}, self.file.binding(plugin_id))
         self.file.data["installations"][plugin_id]["active"] = False
         self.file.save()
-        self.applied.pop(plugin_id, None)
 
     async def _ensure(self, peer: Peer, state: State, plugin_id: str, *, force: bool) -> None:
         record = state.plugins[plugin_id]
@@ -322,12 +322,13 @@ class Host:
 
     async def _probe(self, peer: Peer, plugin_id: str, binding: dict) -> None:
         live = self.live.get(plugin_id)
+        before = (live.state, live.since) if live else None
         try:
             plugins = (await peer.call("list_plugins", {}, binding, timeout=10))["plugins"]
         except (ActionFailed, TimeoutError):
             return  # a newer revision replaced this binding meanwhile
-        if live is None or self.applied.get(plugin_id) != binding:
-            return
+        if live is None or self.applied.get(plugin_id) != binding or (live.state, live.since) != before:
+            return  # removed, replaced, disabled or otherwise changed while the runtime answered: that answer is old
         if any(p.get("status") == "initialized" for p in plugins):
             self._set(plugin_id, "running")
         elif live.state == "running":
