@@ -13,8 +13,10 @@ from test_runtime_support import start_host  # noqa: F401
 
 pytest.importorskip("langbot_plugin")
 pytestmark = pytest.mark.runtime
-START_TIMEOUT = 5  # each plugin below takes 2-3 s to start: six of them queue for 12-18 s
-SLOW = [f"lbctl-tests/slow{i}" for i in range(6)]
+# Each plugin below takes 3-4 s to start (5-8 s on a loaded machine), well within its own 12 s; seven of them
+# queue for 21-28 s, so the later ones wait longer than 12 s for their turn.
+START_TIMEOUT = 12
+SLOW = [f"lbctl-tests/slow{i}" for i in range(7)]
 BROKEN = "lbctl-tests/zbroken"  # sorted last: it is applied after every slow plugin
 MAIN = '''\
 import asyncio
@@ -26,7 +28,7 @@ class Hello(BasePlugin):
     async def initialize(self) -> None:
         if {broken}:
             raise RuntimeError("zbroken refuses to start")
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(2.5)
 '''
 STATE = re.compile(r"^(?:__main__|lbctl\.runtime\.host): (lbctl-tests/\S+): (\w+)", re.M)  # the host's -v lines
 
@@ -45,8 +47,8 @@ def test_plugins_waiting_for_their_turn_are_starting_not_failed(lbctl, tmp_path,
 
     host = start_host(env={"LBCTL_RUNTIME_START_TIMEOUT": str(START_TIMEOUT)})
     for plugin in SLOW:
-        host.wait_state("running", plugin, timeout=120)
-    broken = host.wait_state("failed", BROKEN, timeout=60)
+        host.wait_state("running", plugin, timeout=180)
+    broken = host.wait_state("failed", BROKEN, timeout=90)
 
     states = STATE.findall(host.log.read_text())
     assert [plugin for plugin, state in states if state == "failed"] == [BROKEN], states
