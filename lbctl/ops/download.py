@@ -8,13 +8,14 @@ from lbctl.context import Context
 from lbctl.fsutil import copy_atomic
 from lbctl.errors import UsageError
 from lbctl.models import Result
+from lbctl.targets import open_one
 
 
 def download(ctx: Context, specs: list[str], dest: Path, *, pre: bool = False, with_deps: bool = False,
              python_version: str | None = None, platform: str | None = None) -> Result:
     if (python_version or platform) and not with_deps:
         raise UsageError("--python-version and --platform go with --with-deps")
-    candidates = ctx.target.resolver.all(specs, pre=pre)
+    candidates = open_one(ctx).resolver.all(specs, pre=pre)
     dest.mkdir(parents=True, exist_ok=True)
     files = []
     for cand in candidates:
