@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
-from lbctl.models import Action, Record
+from lbctl.models import Action, Candidate, Record
 
 if TYPE_CHECKING:
     from lbctl.plugins_file import Entry
-    from lbctl.resolve import Candidate
 
 PACKAGE_ACTIONS = frozenset({"install", "reinstall", "update", "downgrade", "rollback"})
 NOT_UPDATABLE = "{source} install: only marketplace installs are updated"
@@ -56,7 +55,7 @@ class Step:
 
 
 def package_step(current: Record | None, cand: Candidate, *, force: bool = False) -> Step:
-    from lbctl.resolve import compare_versions
+    from lbctl.specs import compare_versions
 
     if current is None:
         return Step(cand.id, "install", None, cand)

@@ -180,7 +180,7 @@ class _Lbctl:
         return self.source_template % self.source_vars()  # type: ignore[attr-defined]
 
     def get_completion_args(self) -> tuple[list[str], str]:
-        from lbctl.cli import GLOBAL_OPTIONS, hoist_global_options
+        from lbctl.cli.argv import GLOBAL_OPTIONS, hoist_global_options
 
         args, incomplete = super().get_completion_args()  # type: ignore[misc]
         if args and GLOBAL_OPTIONS.get(args[-1]):  # `--home <TAB>`: the value is being typed, keep it last

@@ -14,6 +14,7 @@ from lbctl.errors import ConfigInvalidError, NotFoundError, UsageError
 from lbctl.fsutil import read_regular_file, read_text_file
 from lbctl.models import Action, Result
 from lbctl.ops.common import actions_result, apply
+from lbctl.targets import open_one
 from lbctl.ops.query import missing_config_warnings
 from lbctl.targets.base import Target
 
@@ -22,7 +23,7 @@ MAX_CONFIG_FILE = 10 * 1024 * 1024
 
 
 def _load(ctx: Context, plugin_id: str) -> tuple[Target, str, tuple[dict, ...], dict]:
-    target = ctx.target
+    target = open_one(ctx)
     plugin_id = target.record(plugin_id).id
     return target, plugin_id, target.schema(plugin_id), target.config(plugin_id)
 

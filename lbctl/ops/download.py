@@ -8,6 +8,7 @@ from lbctl.context import Context
 from lbctl.fsutil import copy_atomic
 from lbctl.errors import UsageError
 from lbctl.models import Result
+from lbctl.targets import open_one
 
 
 def download(ctx: Context, specs: list[str], dest: Path, *, pre: bool = False, with_deps: bool = False,
@@ -18,7 +19,7 @@ def download(ctx: Context, specs: list[str], dest: Path, *, pre: bool = False, w
         from lbctl.ops.deps import check_target
 
         check_target(python_version, platform, allow_sdist)
-    candidates = ctx.target.resolver.all(specs, pre=pre)
+    candidates = open_one(ctx).resolver.all(specs, pre=pre)
     dest.mkdir(parents=True, exist_ok=True)
     files = []
     for cand in candidates:

@@ -7,6 +7,7 @@ from pathlib import Path
 from lbctl.context import Context
 from lbctl.errors import UsageError
 from lbctl.models import SOURCES, PackageInfo, Record, Result
+from lbctl.targets import open_one
 from lbctl.ops.fleet import each
 from lbctl.targets.base import Target
 
@@ -43,7 +44,7 @@ def _list_row(record: Record, status: str, latest: str | None) -> dict:
 
 
 def show(ctx: Context, plugin_id: str) -> Result:
-    target = ctx.target
+    target = open_one(ctx)
     record = target.record(plugin_id)
     plugin_id = record.id
     info = target.package(plugin_id)

@@ -8,11 +8,11 @@ from lbctl import configschema, plan, plugins_file
 from lbctl.context import Context
 from lbctl.errors import LbctlError, PluginsFileError
 from lbctl.fsutil import sha256_file
-from lbctl.models import Record, Result
+from lbctl.models import Candidate, Record, Result
 from lbctl.ops.common import apply, confirm_switches, planned
 from lbctl.ops.fleet import each
 from lbctl.plugins_file import Entry
-from lbctl.resolve import Candidate, map_all
+from lbctl.resolve import map_all
 from lbctl.targets.base import Target
 
 
