@@ -248,7 +248,7 @@ def test_freeze_says_when_a_path_is_lbctls_own_copy(lbctl, tmp_path, home):
     run = ok(lbctl("freeze"))
 
     assert f'path = "{home}' in run.stdout, run.stdout
-    assert f"# {ID}: path is lbctl's own copy of the package local holds (installed from {path})" in run.stdout
+    assert f"# {ID}: path is lbctl's own copy of the package (installed from {path})" in run.stdout
     assert "freeze --bundle DIR" in run.stderr, run.stderr
 
 

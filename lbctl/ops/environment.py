@@ -123,10 +123,10 @@ def _frozen(target: Target, record: Record, with_config: bool, include_secrets: 
             path = str(found)
             if _is_lbctls_copy(target, found):
                 came = f" (installed from {record.origin})" if record.origin else ""
-                notes.append(f"{record.id}: path is lbctl's own copy of the package {target.name} holds{came}; "
-                             "it exists on this machine only")
-                warnings.append(f"{record.id}: path is lbctl's own copy of its package ({found}), on this machine "
-                                "only; `lbctl freeze --bundle DIR` copies the packages beside the file")
+                notes.append(f"{record.id}: path is lbctl's own copy of the package{came}; it exists on this "
+                             "machine only")
+                warnings.append(f"{record.id}: its path is lbctl's own copy of the package, on this machine only "
+                                "(`lbctl freeze --bundle DIR` copies it beside the file)")
     elif bundle is not None and bundle.all:
         bundle.add(record, _package_file(target, record) or bundle.download(record))
     config = _frozen_config(target, record, include_secrets, warnings) if with_config else None
