@@ -45,6 +45,7 @@ class Renderer:
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
         self._consoles: dict[str, Any] = {}
+        self._tty: bool | None = None
         self.where: str | None = None  # the target a single result acted on, when it is not `local`
         self.heading: str | None = None  # the same, for table titles (a fleet section's own header names it)
 
@@ -206,7 +207,9 @@ class Renderer:
 
     @property
     def tty(self) -> bool:
-        return self.stdout.isatty()
+        if self._tty is None:
+            self._tty = self.stdout.isatty()  # asked once per cell of a table: one system call, not thousands
+        return self._tty
 
 
 def _table_width() -> int:
