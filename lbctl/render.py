@@ -313,12 +313,15 @@ def _plugin(r: Renderer, data: dict) -> None:
                 ptype = schema.get("type", "") if isinstance(schema, dict) else ""
                 pdesc = schema.get("description", "") if isinstance(schema, dict) else ""
                 r.plain(f"    - {pname} ({ptype}) {pdesc}".rstrip())
-    _requirements(r, p.get("requirements") or [])
+    _requirements(r, p.get("requirements") or [], p.get("requirements_known", True))
     r.plain()
     _config_rows(r, p["config"], title="Config")
 
 
-def _requirements(r: Renderer, requirements: list[str]) -> None:
+def _requirements(r: Renderer, requirements: list[str], known: bool) -> None:
+    if not known:
+        r.plain("\nRequirements: unknown (the target does not report them and lbctl holds no copy of the package)")
+        return
     if not requirements:
         r.plain("\nRequirements: none")
         return

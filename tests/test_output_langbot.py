@@ -134,3 +134,20 @@ def test_freeze_from_langbot_says_where_packages_came_from_and_bundles_them(stag
     assert (shown["sha256"], shown["source"], shown["pinned"]) == (sha, "local", True)
     again = json.loads(ok(lbctl("--target", "local", "freeze", "--json")).stdout)["data"]["plugins"]
     assert [(p["id"], p["pin_reason"]) for p in again] == [(pid, "tested with 1.0")]
+
+
+def test_show_on_langbot_lists_requirements_from_lbctls_copy_or_says_they_are_unknown(staging, lbctl, tmp_path,
+                                                                                      author):
+    """LangBot reports a plugin's manifest but not its requirements.txt: they come from the package lbctl
+    uploaded (kept in its cache); without that copy they are unknown, which is not "none"."""
+    pid = f"{author}/knobs"
+    ok(lbctl("install", package(tmp_path, author)))
+
+    listed = ok(lbctl("show", pid))
+    ok(lbctl("cache", "clear"))
+    unknown = ok(lbctl("show", pid))
+
+    assert "\nRequirements:\n  langbot-plugin\n" in listed.stdout, listed.stdout
+    assert "\nRequirements: unknown (" in unknown.stdout and "none" not in unknown.stdout.split("Requirements")[1]
+    plugin = ok(lbctl("show", pid, "--json")).json["data"]["plugin"]
+    assert (plugin["requirements"], plugin["requirements_known"]) == ([], False)

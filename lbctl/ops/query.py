@@ -52,11 +52,29 @@ def show(ctx: Context, plugin_id: str) -> Result:
     info = target.package(plugin_id)
     values = target.config(plugin_id)
     view = package_view(info, values)
+    requirements = _requirements(target, record, info)
     view.update(source=record.source, enabled=record.enabled, installed_at=record.installed_at, spec=record.spec,
                 origin=record.origin, status=target.live().get(plugin_id, "-"), pinned=record.pinned,
-                target=target.name)
+                target=target.name, requirements=requirements or [], requirements_known=requirements is not None)
     warnings = missing_config_warnings(plugin_id, info.config_schema, values)
     return replace(Result("show", "plugin", {"plugin": view}, warnings), target=target.name)
+
+
+def _requirements(target: Target, record: Record, info: PackageInfo) -> list[str] | None:
+    """The package's requirements. A target that reports a manifest but not the package (LangBot: size 0) has
+    them read from lbctl's copy of the package; None when there is none (unknown, which is not "none")."""
+    if info.requirements or info.size:
+        return list(info.requirements)
+    found = target.package_file(record)
+    if found is None:
+        return None
+    from lbctl import lbpkg
+    from lbctl.errors import LbctlError
+
+    try:
+        return list(lbpkg.read_file(found, record.sha256 or None).requirements)
+    except (LbctlError, OSError):
+        return None
 
 
 def inspect(ctx: Context, path: str) -> Result:
@@ -76,7 +94,7 @@ def package_view(info: PackageInfo, values: dict) -> dict:
         "id": info.id, "version": info.version, "label": info.label, "description": info.description,
         "author": info.author, "repository": info.repository, "sha256": info.sha256,
         "components": components, "config": configschema.rows(info.config_schema, values),
-        "requirements": list(info.requirements),
+        "requirements": list(info.requirements), "requirements_known": True,
     }
 
 
