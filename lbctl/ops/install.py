@@ -27,6 +27,6 @@ def install(ctx: Context, specs: list[str], *, force: bool = False, pre: bool = 
         raise UsageError(f"{', '.join(sorted(twice))} is both named and listed in {requirements}")
     steps += plan.install(records, candidates, force=force)
     if dry_run:
-        return planned("install", steps)
+        return planned("install", steps, target=target)
     confirm_switches(ctx, steps)
     return apply("install", target, steps, start=start)

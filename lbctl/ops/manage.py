@@ -22,7 +22,7 @@ def uninstall(ctx: Context, ids: list[str], *, purge: bool = False, dry_run: boo
             raise target.not_installed(pid)
     steps = plan.uninstall(records, ids, purge=purge)
     if dry_run:
-        return planned("uninstall", steps)
+        return planned("uninstall", steps, target=target)
     if purge and not (ctx.settings.yes or ctx.confirm(f"Delete the config and stored data of {', '.join(ids)}?")):
         raise ConfirmationNeededError("Not purging: not confirmed", hint="Pass --yes to confirm.")
     return apply("uninstall", target, steps, start=start)

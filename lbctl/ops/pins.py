@@ -26,6 +26,6 @@ def rollback(ctx: Context, plugin_id: str, *, dry_run: bool = False, start: bool
     candidate = target.resolver.previous(record)
     steps = [plan.Step(record.id, "rollback", record, candidate)]
     if dry_run:
-        return planned("rollback", steps)
+        return planned("rollback", steps, target=target)
     confirm_switches(ctx, steps)
     return apply("rollback", target, steps, start=start)

@@ -8,7 +8,7 @@ from lbctl import plan
 from lbctl.context import Context
 from lbctl.errors import NotUpdatableError, PreconditionError, UsageError
 from lbctl.models import Action, Candidate, Record, Result
-from lbctl.ops.common import apply, planned
+from lbctl.ops.common import apply, on, planned
 from lbctl.ops.fleet import each
 from lbctl.resolve import Resolver
 from lbctl.specs import compare_versions
@@ -70,7 +70,7 @@ def _outdated(target: Target, exit_code: bool, pre: bool) -> Result:
         errors = ({"code": "outdated", "message": f"outdated: {ids}", "hint": "Run `lbctl update --all`.",
                    "plugin": None},)
     data = {"outdated": report.outdated, "not_updatable": report.not_updatable}
-    return Result("outdated", "outdated", data, report.warnings, errors, 1 if errors else 0)
+    return on(target, Result("outdated", "outdated", data, report.warnings, errors, 1 if errors else 0))
 
 
 def _selected(records: dict[str, Record], ids: list[str], all_: bool, exclude: list[str],
@@ -143,7 +143,7 @@ def _update(target: Target, ids: list[str], all_: bool, to: str | None, exclude:
             steps.append(plan.package_step(record, item.value, force=True))
     steps.sort(key=lambda s: s.id)
     if dry_run:
-        result = planned("update", steps, failed=failed, errors=errors)
+        result = planned("update", steps, target=target, failed=failed, errors=errors)
     else:
         result = apply("update", target, steps, start=start, failed=failed, errors=errors)
     actions = sorted(result.data["actions"], key=lambda a: a["id"])
