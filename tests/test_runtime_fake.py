@@ -153,3 +153,41 @@ def test_a_disabled_plugin_stays_disabled_whatever_a_probe_in_flight_says(fake, 
     assert host.client.reconcile_and_wait([PLUGIN], 30)[PLUGIN] == {"state": "disabled", "error": None}
     time.sleep(2)
     assert [(p["id"], p["state"]) for p in host.client.status()["plugins"]] == [(PLUGIN, "disabled")]
+
+
+def test_a_stored_package_with_a_direct_reference_is_never_given_to_the_runtime(fake, tmp_path):
+    """A package an older lbctl stored may name `x @ URL`: the runtime's pip would fetch (and build) it. The host
+    refuses it as lbctl refuses it at install, and the runtime never sees it; the other plugins still run."""
+    import datetime
+    import hashlib
+
+    from pkgfactory import make_lbpkg
+
+    from lbctl.models import Record
+    from lbctl.state import Environment
+
+    old = make_lbpkg("lbctl-tests", "old", "0.1.0",
+                     extra_files={"requirements.txt": "evil @ http://127.0.0.1:9/evil-1.0.tar.gz\n"})
+    path = tmp_path / "old.lbpkg"
+    path.write_bytes(old)
+    sha = hashlib.sha256(old).hexdigest()
+    home = tmp_path / "home"
+    install(home, {"greeting": "hi"})
+    env = Environment(home)
+    with env.transaction() as state:  # stored as an older lbctl would have: no requirement check
+        env.store_package(path, sha)
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        state.plugins["lbctl-tests/old"] = Record("lbctl-tests/old", "0.1.0", "local", sha, now)
+        state.config["lbctl-tests/old"] = {}
+    host = fake(args=())
+    host.wait_state("running")
+    states = {p["id"]: p for p in host.client.status()["plugins"]}
+    deadline = time.monotonic() + 20
+    while states["lbctl-tests/old"]["state"] == "starting" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        states = {p["id"]: p for p in host.client.status()["plugins"]}
+    assert states["lbctl-tests/old"]["state"] == "failed"
+    assert "direct reference" in states["lbctl-tests/old"]["error"] and "line 1" in states["lbctl-tests/old"]["error"]
+    assert states[PLUGIN]["state"] == "running"
+    assert [e["id"] for e in fake.events("apply")] == [PLUGIN]
+    assert not any(e.get("digest") == sha for e in fake.events("upload"))

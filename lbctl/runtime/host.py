@@ -251,6 +251,10 @@ class Host:
         changed = inst["fingerprint"] != mark or not inst["active"]
         if not (force or changed or plugin_id not in self.applied):
             return
+        refused = self._refused(record.sha256)
+        if refused is not None:
+            self._set(plugin_id, "failed", refused)
+            return
         if changed or force:
             inst["revision"] += 1
         inst.update(digest=record.sha256, fingerprint=mark, active=True)
@@ -266,6 +270,20 @@ class Host:
             self._set(plugin_id, "failed", result.get("message") or result.get("error_code") or result["state"])
         elif (live := self.live.get(plugin_id)) is not None and live.state == "starting":
             live.since, live.turn = time.monotonic(), None  # its dependencies are ready: it joins the launch queue
+
+    def _refused(self, sha256: str) -> str | None:
+        """Why the runtime must not get this package, or None: a requirement its pip would fetch from elsewhere
+        or build (a package stored by an older lbctl, which checked less), refused as `install` refuses it now."""
+        from lbctl import lbpkg, requirements
+
+        try:
+            info = self.env.package_info(sha256) or lbpkg.read_file(self.env.package_path(sha256), sha256)
+            requirements.check(info.requirements)
+        except requirements.RequirementRefused as exc:
+            return f"not started: {exc.message}"
+        except (LbctlError, OSError):
+            return None  # a missing or damaged package: the runtime's apply reports it
+        return None
 
     async def _apply(self, peer: Peer, plugin_id: str, sha256: str) -> dict:
         binding = self.file.binding(plugin_id)
