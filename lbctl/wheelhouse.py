@@ -79,20 +79,23 @@ def resolve(requirements: Sequence[str], *, index_url: str | None = None, find_l
 
     Wheels only: a diagnostic never builds a source distribution (that would run the package's code).
     """
-    source = (["--no-index", "--find-links", str(find_links.absolute())] if find_links
-              else ["--index-url", index_url or ""])
-    args = ["install", "--dry-run", "--ignore-installed", "--isolated", "--only-binary", ":all:", "--quiet",
+    source = ["--no-index", "--find-links", str(find_links.absolute())] if find_links else []
+    # Isolated as `--isolated` would be (no pip.conf, no PIP_* of the user's), but the index is given in the
+    # environment: an index URL may hold credentials, and argv is readable by every local user (`ps`).
+    isolated = {"PIP_CONFIG_FILE": os.devnull, **({} if find_links else {"PIP_INDEX_URL": index_url or ""})}
+    args = ["install", "--dry-run", "--ignore-installed", "--only-binary", ":all:", "--quiet",
             "--report", "-", "--retries", "1", *_QUIET, *source]
-    return json.loads(run_pip(args, requirements, timeout=timeout) or "{}").get("install", [])
+    return json.loads(run_pip(args, requirements, timeout=timeout, isolated=isolated) or "{}").get("install", [])
 
 
 def run_pip(args: list[str], requirements: Sequence[str] = (), *, timeout: float | None = None,
-            wheels_only: bool = False) -> str:
+            wheels_only: bool = False, isolated: dict[str, str] | None = None) -> str:
     """pip's stdout, or the LbctlError its failure means (network, not found, or a conflict); `wheels_only`
     says a requirement pip cannot find is one without a wheel.
 
     `requirements` go after `--`, each checked again (`requirements.check`: this is the one way lbctl runs pip);
-    pip runs in an empty directory with `pip_environment()`.
+    pip runs in an empty directory with `pip_environment()`; with `isolated`, with none of the user's PIP_*
+    variables but these.
     """
     needed = reqs.check(requirements)
     too_long = next((r for r in needed if len(r.encode()) > _MAX_ARGUMENT), None)
@@ -102,12 +105,19 @@ def run_pip(args: list[str], requirements: Sequence[str] = (), *, timeout: float
     with tempfile.TemporaryDirectory(prefix="lbctl-pip-") as cwd:
         try:
             done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                                  stdin=subprocess.DEVNULL, env=pip_environment())
+                                  stdin=subprocess.DEVNULL, env=_environment(isolated))
         except subprocess.TimeoutExpired:
             raise NetworkError(f"pip did not finish within {timeout:g} s") from None
     if done.returncode:
         raise failure(done.stderr, wheels_only=wheels_only)
     return done.stdout
+
+
+def _environment(isolated: dict[str, str] | None) -> dict[str, str]:
+    env = pip_environment()
+    if isolated is None:
+        return env
+    return {**{k: v for k, v in env.items() if not k.startswith("PIP_")}, **isolated}
 
 
 def failure(stderr: str, *, wheels_only: bool = False) -> LbctlError:

@@ -168,3 +168,36 @@ def _install(lbctl, tmp_path, name: str, requirements: str):
     result = lbctl("install", path)
     assert result.exit_code == 0, result.output
     return path
+
+
+def test_an_index_url_reaches_pip_in_its_environment_not_its_command_line(lbctl, tmp_path, index, monkeypatch):
+    """An index URL may hold credentials; every local user can read a process's argv (`ps`). doctor gives pip
+    the runtime's index through PIP_INDEX_URL, isolated from the user's pip configuration as before."""
+    import subprocess
+
+    from lbctl import wheelhouse
+
+    seen: list[tuple[list[str], dict]] = []
+    real = subprocess.run
+
+    def spy(command, **kwargs):
+        seen.append((list(command), dict(kwargs.get("env") or {})))
+        return real(command, **kwargs)
+
+    monkeypatch.setattr(wheelhouse.subprocess, "run", spy)
+    host = index.url.replace("http://", "")
+    monkeypatch.setenv("LANGBOT_PLUGIN_PYPI_INDEX_URL", f"http://someone:{SECRET}@{host}/simple/")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "http://127.0.0.1:9/elsewhere/")  # the user's: not the runtime's
+    _install(lbctl, tmp_path, "plain", "lbctl-test-alpha\n")
+
+    doctor = lbctl("doctor", "--json")
+
+    check = next(c for c in doctor.json["data"]["checks"] if c["name"] == "dependencies")
+    assert check["ok"] is True, doctor.output
+    (command, env), = seen
+    assert not any(SECRET in part for part in command), command
+    assert env["PIP_INDEX_URL"] == f"http://someone:{SECRET}@{host}/simple/"
+    assert "PIP_EXTRA_INDEX_URL" not in env and env["PIP_CONFIG_FILE"] == "/dev/null"
+    assert index.requests, index.requests
+    assert SECRET not in doctor.stdout + doctor.stderr, doctor.stdout + doctor.stderr
+    assert f"index http://someone:***@{host}/simple/" in check["detail"]

@@ -181,6 +181,7 @@ def _dependencies(ctx: Context, state: State) -> dict:
         return _check("dependencies", True, "no plugin needs more than langbot-plugin")
     try:
         kind, where = source = deps.configured_source()
+        where = _redacted(str(where))
         if kind == "index" and ctx.settings.offline:
             detail = f"not checked: offline (set {deps.WHEELHOUSE_ENV} to check a wheelhouse)"
             return _check("dependencies", True, detail)
@@ -193,6 +194,17 @@ def _dependencies(ctx: Context, state: State) -> dict:
                       "published only as source), or fix the requirement.")
     return _check("dependencies", True, f"requirements of {_plural(len(needed), 'plugin')} resolve from {kind} "
                   f"{where} ({_plural(packages, 'package')})")
+
+
+def _redacted(url: str) -> str:
+    """`url` with the password of its user part shown as *** (an index URL may hold one), as pip shows it."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.netloc.rpartition('@')[2]}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _requirements(ctx: Context, state: State) -> tuple[dict[str, list[str]], list[str]]:
