@@ -53,7 +53,12 @@ def download_wheels(ctx: Context, package_paths: Sequence[Path], dest_dir: Path,
 
 def download(ctx: Context, dest_dir: Path, *, python_version: str | None = None,
              platform: str | None = None) -> Result:
-    """`deps download`: the wheels of everything installed."""
+    """`deps download`: the wheels of everything installed (locally: LangBot installs its plugins' own)."""
+    from lbctl.targets import require_local
+
+    require_local(ctx, "deps download", "LangBot installs its plugins' dependencies itself",
+                  hint="Drop --target for the local environment's wheels, or save a plugin's wheels with "
+                       "`lbctl download SPEC --with-deps`.")
     state = ctx.env.load()
     paths = [ctx.env.package_path(record.sha256) for _, record in sorted(state.plugins.items())]
     wheels = download_wheels(ctx, paths, dest_dir, python_version=python_version, platform=platform)

@@ -8,9 +8,13 @@ from lbctl.context import Context
 from lbctl.errors import NotInstalledError, UsageError
 from lbctl.fsutil import sha256_file
 from lbctl.models import Result
+from lbctl.targets import require_local
 
 
 def verify(ctx: Context, ids: list[str]) -> Result:
+    require_local(ctx, "verify", "LangBot keeps its plugins' packages itself and has no API that hashes them",
+                  hint="`lbctl --target NAME doctor` checks a LangBot target; `verify` without --target checks "
+                       "the local environment.")
     state = ctx.env.load()
     for pid in ids:
         if pid not in state.plugins:
