@@ -143,8 +143,7 @@ def api_key(name: str, api_key_env: str | None, environ: Mapping[str, str] = os.
         return check_key(environ[api_key_env], f"${api_key_env}"), f"${api_key_env}"
     stored = credentials(name, environ).get("api_key")
     if stored is not None:
-        path = credentials_path(environ)
-        return check_key(stored, f"{path} [{name}]"), f"target login ({path})"
+        return check_key(stored, f"{credentials_path(environ)} [{name}]"), "target login"
     if api_key_env:
         return None, f"${api_key_env} (not set)"
     for variable in KEY_VARIABLES:
