@@ -141,7 +141,7 @@ def api_key(name: str, api_key_env: str | None, environ: Mapping[str, str] = os.
     variable never gets the generic key of another instance. A key that cannot be one is CredentialsError."""
     if api_key_env and environ.get(api_key_env):
         return check_key(environ[api_key_env], f"${api_key_env}"), f"${api_key_env}"
-    stored = credentials(name, environ).get("api_key")
+    stored = credentials(name, environ).get("api_key") if "://" not in name else None  # a URL has no login
     if stored is not None:
         return check_key(stored, f"{credentials_path(environ)} [{name}]"), "target login"
     if api_key_env:
