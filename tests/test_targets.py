@@ -420,7 +420,7 @@ def test_target_add_says_added_updated_or_unchanged(lbctl, tmp_path):
         "target prod is unchanged (http://127.0.0.1:5300)\n"
     run = lbctl("target", "add", "prod", "http://127.0.0.1:5301", "--json")
     assert run.json["data"]["change"] == "updated" and "updated target prod" in run.json["data"]["message"]
-    assert lbctl("target", "add", "prod", "http://127.0.0.1:5301", "-l", "env=prod").stdout == \
+    assert lbctl("target", "add", "prod", "http://127.0.0.1:5301", "--label", "env=prod").stdout == \
         "updated target prod (http://127.0.0.1:5301): labels changed\n"
 
 
@@ -437,3 +437,20 @@ def test_an_unknown_target_name_is_exit_5_everywhere(lbctl):
                  ("target", "show", "prdo"), ("target", "remove", "prdo"), ("target", "login", "prdo")):
         run = lbctl(*args, input="lbk_x\n")
         assert run.exit_code == 5, (args, run.output)
+
+
+def test_a_fleet_reads_the_credentials_file_once_not_once_per_target(lbctl, tmp_path, monkeypatch):
+    """1,000 named targets with stored logins: `target list` took 42 s when each target parsed the whole file."""
+    from lbctl import userconfig
+
+    config(tmp_path).write_text("".join(f'[targets.t{i}]\nurl = "http://127.0.0.1:{2000 + i}"\n' for i in range(300)))
+    credentials(tmp_path).write_text("".join(f'[t{i}]\napi_key = "lbk_{i:040d}"\n' for i in range(300)))
+    credentials(tmp_path).chmod(0o600)
+    reads = []
+    real_read = userconfig.read
+    monkeypatch.setattr(userconfig, "read", lambda path: reads.append(path) or real_read(path))
+
+    run = lbctl("target", "list", "--json")
+
+    assert run.exit_code == 0 and {t["api_key"] for t in run.json["data"]["targets"][1:]} == {"target login"}
+    assert reads.count(credentials(tmp_path)) <= 1, len(reads)

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
                                   "echo \"$KEY\" | lbctl target login prod  ·  lbctl --target prod list")
 def add(ctx: typer.Context, name: Name, url: Annotated[str, typer.Argument(metavar="URL", help="LangBot's base URL, e.g. http://127.0.0.1:5300.")],
         api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", metavar="VAR", help="Read the API key from this environment variable.")] = None,
-        label: Annotated[Optional[List[str]], typer.Option("--label", "-l", metavar="KEY=VALUE", help="A label to select it by (repeatable): --target KEY=VALUE.")] = None) -> None:
+        label: Annotated[Optional[List[str]], typer.Option("--label", metavar="KEY=VALUE", help="A label to select it by (repeatable): --target KEY=VALUE.")] = None) -> None:
     """Add (or redefine) a LangBot target. The API key is never given on the command line."""
     from lbctl.ops import target
 
