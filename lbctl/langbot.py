@@ -212,6 +212,8 @@ def _transport_error(exc: httpx.HTTPError, where: str) -> LbctlError:
 def make_http(base_url: str, *, api_key: str | None, timeout: float) -> httpx.Client:
     headers = {"User-Agent": USER_AGENT}
     if api_key:
+        if len(api_key) > 4096 or not all("!" <= c <= "~" for c in api_key):  # never into a header, nor an error
+            raise CredentialsError("The API key is not usable: a key is one word of printable ASCII characters")
         headers["X-API-Key"] = api_key
     # GETs are retried on connection errors and 502-504 only: LangBot's 500 and 429 are answers.
     return RetryingClient(retries=2, backoff=0.3, retry_on=lambda r: r.status_code in (502, 503, 504),

@@ -496,10 +496,14 @@ def _message(r: Renderer, data: dict) -> None:
     r.plain(data["message"])
 
 
+def _labels(labels: dict | None) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted((labels or {}).items()))
+
+
 def _targets(r: Renderer, data: dict) -> None:
-    rows = [[("* " if t["default"] else "  ") + t["name"], t["url"] or "(the environment)", t["api_key"] or ""]
-            for t in data["targets"]]
-    r.table(["NAME", "URL", "API KEY FROM"], rows)
+    rows = [[("* " if t["default"] else "  ") + t["name"], t["url"] or "(the environment)", t["api_key"] or "",
+             _labels(t.get("labels"))] for t in data["targets"]]
+    r.table(["NAME", "URL", "API KEY FROM", "LABELS"], rows)
 
 
 def _target(r: Renderer, data: dict) -> None:
@@ -509,8 +513,9 @@ def _target(r: Renderer, data: dict) -> None:
                   ("Host", "up" if t["host"] else "not running")]
     else:
         yes = lambda v: "yes" if v else "no"  # noqa: E731
-        fields = [("Target", t["name"]), ("URL", t["url"]), ("Reachable", yes(t["reachable"])),
-                  ("Authenticated", yes(t["authenticated"]) + f" (key from {t['api_key']})"),
+        key = "no API key" if t["api_key"] == "none" else f"key from {t['api_key']}"
+        fields = [("Target", t["name"]), ("URL", t["url"]), ("Labels", _labels(t.get("labels"))),
+                  ("Reachable", yes(t["reachable"])), ("Authenticated", f"{yes(t['authenticated'])} ({key})"),
                   ("Version", t.get("version")), ("Runtime", "connected" if t["runtime_connected"] else "not connected"),
                   ("Marketplace", t.get("marketplace")), ("Operations", ", ".join(t.get("operations") or []))]
     for key, value in fields:

@@ -8,7 +8,7 @@ knows which marketplace to ask (each target installs from its own) but nothing e
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from functools import cached_property, cmp_to_key
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TypeVar

@@ -73,9 +73,9 @@ def _convert(name: str, kind: str, value: Any) -> Any:
         return value is not None and value is not False
     if kind == "path":
         return Path(str(value)).expanduser()
-    if kind == "names":
+    if kind == "names":  # a comma list of names, or a label selector `k=v,k2=v2` kept whole (lbctl.targets)
         parts = value if isinstance(value, (list, tuple)) else [value]
-        return tuple(n.strip() for part in parts for n in str(part).split(",") if n.strip())
+        return tuple(n.strip() for part in parts for n in _names(str(part)) if n.strip())
     if kind == "paths":
         parts = value if isinstance(value, (list, tuple)) else str(value).split(os.pathsep)
         return tuple(Path(str(p)).expanduser() for p in parts if str(p))
@@ -83,6 +83,18 @@ def _convert(name: str, kind: str, value: Any) -> Any:
         return {"int": int, "float": float, "str": str}[kind](value)
     except (TypeError, ValueError):
         raise UsageError(f"Invalid value for {name.replace('_', '-')}: {value!r}") from None
+
+
+def _names(value: str) -> list[str]:
+    return [value] if "=" in value and not value.lower().startswith(("http://", "https://")) else value.split(",")
+
+
+def has_credentials(url: str) -> bool:
+    """Whether a URL holds a user name or password (`scheme://user:password@host`)."""
+    rest = url.split("://", 1)[-1]
+    for end in "/?#":
+        rest = rest.split(end, 1)[0]
+    return "@" in rest
 
 
 def _read_user_config(environ: Mapping[str, str]) -> dict:
@@ -122,6 +134,9 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -
     if values.get("output", "table") not in ("table", "json"):
         raise UsageError(f"Invalid output format {values['output']!r}: use table or json")
     values["index_url"] = values.get("index_url", DEFAULT_INDEX_URL).rstrip("/")
+    if has_credentials(values["index_url"]):
+        raise UsageError("The marketplace URL (--index-url) holds a user name or password: lbctl sends the "
+                         "marketplace no credentials", hint="Give the URL without `user:password@`.")
     values["targets"] = _targets_table(user.get("targets", {}))
     for name in ("timeout", "wait_ready"):
         if values.get(name) is not None and not values[name] > 0:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, List, Optional
 
 import typer
 
@@ -17,16 +17,27 @@ def register(app: typer.Typer) -> None:
 @target_app.command("add", epilog="Examples:  lbctl target add prod https://bot.example.com --api-key-env PROD_KEY  ·  "
                                   "echo \"$KEY\" | lbctl target login prod  ·  lbctl --target prod list")
 def add(ctx: typer.Context, name: Name, url: Annotated[str, typer.Argument(metavar="URL", help="LangBot's base URL, e.g. http://127.0.0.1:5300.")],
-        api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", metavar="VAR", help="Read the API key from this environment variable.")] = None) -> None:
-    """Add (or change) a LangBot target. The API key is never given on the command line."""
+        api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", metavar="VAR", help="Read the API key from this environment variable.")] = None,
+        label: Annotated[Optional[List[str]], typer.Option("--label", metavar="KEY=VALUE", help="A label to select it by (repeatable): --target KEY=VALUE.")] = None) -> None:
+    """Add (or redefine) a LangBot target. The API key is never given on the command line."""
     from lbctl.ops import target
 
-    ctx.obj.render(target.add(ctx.obj.context, name, url, api_key_env=api_key_env))
+    ctx.obj.render(target.add(ctx.obj.context, name, url, api_key_env=api_key_env, labels=label or []))
+
+
+@target_app.command("label", epilog="Examples:  lbctl target label prod env=prod region=eu  ·  lbctl target label prod region-  ·  "
+                                    "lbctl --target env=prod list")
+def label(ctx: typer.Context, name: Name,
+          changes: Annotated[List[str], typer.Argument(metavar="KEY=VALUE|KEY-...", help="Set a label, or remove one with KEY-.")]) -> None:
+    """Set or remove a target's labels; `--target KEY=VALUE` then selects every target with that label."""
+    from lbctl.ops import target
+
+    ctx.obj.render(target.label(ctx.obj.context, name, changes))
 
 
 @target_app.command("list")
 def list_(ctx: typer.Context) -> None:
-    """List the targets, the default one marked."""
+    """List the targets with their labels, the default one marked."""
     from lbctl.ops import target
 
     ctx.obj.render(target.list_targets(ctx.obj.context))

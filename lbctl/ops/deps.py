@@ -67,7 +67,12 @@ def installed_requirements(ctx: Context) -> list[tuple[str, tuple[str, ...]]]:
 
 def download(ctx: Context, dest_dir: Path, *, python_version: str | None = None,
              platform: str | None = None, allow_sdist: bool = False) -> Result:
-    """`deps download`: the wheels of everything installed."""
+    """`deps download`: the wheels of everything installed (locally: LangBot installs its plugins' own)."""
+    from lbctl.targets import require_local
+
+    require_local(ctx, "deps download", "LangBot installs its plugins' dependencies itself",
+                  hint="Drop --target for the local environment's wheels, or save a plugin's wheels with "
+                       "`lbctl download SPEC --with-deps`.")
     check_target(python_version, platform, allow_sdist)
     wheels = download_wheels(ctx, installed_requirements(ctx), dest_dir, python_version=python_version,
                              platform=platform, allow_sdist=allow_sdist)

@@ -11,12 +11,16 @@ from lbctl.errors import LbctlError, NotInstalledError, UsageError
 from lbctl.fsutil import sha256_file
 from lbctl.models import Record, Result
 from lbctl.ops.common import on
+from lbctl.targets import require_local
 
 if TYPE_CHECKING:
     from lbctl.targets.base import Target
 
 
 def verify(ctx: Context, ids: list[str]) -> Result:
+    require_local(ctx, "verify", "LangBot keeps its plugins' packages itself and has no API that hashes them",
+                  hint="`lbctl --target NAME doctor` checks a LangBot target; `verify` without --target checks "
+                       "the local environment.")
     state = ctx.env.load()
     for pid in ids:
         if pid not in state.plugins:

@@ -64,19 +64,27 @@ class LangBotTarget(Target):
     # --- connection --------------------------------------------------------------------------------
     @cached_property
     def api_key(self) -> tuple[str | None, str]:
-        """The key and where it came from (never the key itself in any output)."""
+        """The key and where it came from (never the key itself in any output); CredentialsError when the key
+        found is not usable."""
         from lbctl import userconfig
 
         return userconfig.api_key(self.name, self.api_key_env)
+
+    def missing_key(self) -> CredentialsError:
+        """No key for this target: one line that says how to give one."""
+        if self.api_key_env:
+            fix = f"${self.api_key_env} is not set; export it, or run `lbctl target login {self.name}`"
+        elif self.name != self.url:
+            fix = f"run `lbctl target login {self.name}` (or set $LBCTL_API_KEY)"
+        else:
+            fix = "set $LBCTL_API_KEY, or name it (`lbctl target add NAME URL`) and run `lbctl target login NAME`"
+        return CredentialsError(f"No API key for {self.where}: {fix}")
 
     @cached_property
     def client(self) -> LangBotClient:
         key = self.api_key[0]
         if key is None:
-            variable = f"${self.api_key_env}, " if self.api_key_env else ""
-            raise CredentialsError(f"No API key for {self.where}",
-                                   hint=f"Set {variable}$LBCTL_API_KEY or $LANGBOT_API_KEY, or run "
-                                        f"`lbctl target login {self.name}`.")
+            raise self.missing_key()
         client = self._client(key)
         if self.ctx.settings.wait_ready:
             _wait_ready(client, self.ctx.settings.wait_ready)
@@ -87,10 +95,16 @@ class LangBotTarget(Target):
 
         return LangBotClient(make_http(self.url, api_key=key, timeout=self.ctx.settings.timeout), where=self.where)
 
+    def _key_or_none(self) -> str | None:
+        try:
+            return self.api_key[0]
+        except CredentialsError:
+            return None
+
     @cached_property
     def info(self) -> dict:
         """GET /system/info, which needs no key."""
-        return (self.client if self.api_key[0] else self._client(None)).info()
+        return (self.client if self._key_or_none() else self._client(None)).info()
 
     @property
     def index_url(self) -> str:
@@ -155,26 +169,40 @@ class LangBotTarget(Target):
         return LangBotHost(self)
 
     def describe(self) -> dict:
-        """What `target show` and `doctor --target` report; each probe that fails says why."""
-        report: dict[str, Any] = {"name": self.name, "kind": self.kind, "url": self.url, "api_key": self.api_key[1]}
-        probes = (("reachable", lambda: self.info), ("authenticated", lambda: self.client.context()),
-                  ("runtime_connected", lambda: self.client.plugins()),
-                  ("capabilities", lambda: self.client.capabilities()))
-        for name, probe in probes:
+        """What `target show` and `doctor --target` report. Each probe that fails says why (one problem with its
+        exit code and hint); the probes behind it are "not checked" (code 0), so one cause is said once."""
+        labels = (self.ctx.settings.targets.get(self.name) or {}).get("labels")
+        report: dict[str, Any] = {"name": self.name, "kind": self.kind, "url": self.url,
+                                  "labels": labels if isinstance(labels, dict) else {}}
+        problems: dict[str, dict] = {}
+        try:
+            report["api_key"] = self.api_key[1]
+        except CredentialsError as exc:
+            report["api_key"] = f"unusable key in {getattr(exc, 'source', '?')}"
+        found: dict[str, Any] = {}
+        blocked = None
+        for name, probe in (("reachable", lambda: self.info), ("authenticated", lambda: self.client.context()),
+                            ("runtime_connected", lambda: self.client.plugins()),
+                            ("capabilities", lambda: self.client.capabilities())):
+            if blocked:
+                problems[name] = {"message": f"not checked: {blocked}", "code": 0, "hint": None}
+                continue
             try:
-                report[name] = probe()
+                found[name] = probe()
             except LbctlError as exc:
-                report[name] = None
-                report.setdefault("problems", {})[name] = {"message": exc.message, "code": int(exc.exit_code)}
-        info, context, caps = report["reachable"] or {}, report["authenticated"] or {}, report["capabilities"] or {}
+                problems[name] = {"message": exc.message, "code": int(exc.exit_code), "hint": exc.hint}
+                if name in ("reachable", "authenticated"):
+                    blocked = "LangBot is unreachable" if name == "reachable" else "not authenticated"
+        info, context, caps = found.get("reachable") or {}, found.get("authenticated") or {}, found.get("capabilities") or {}
         operations = caps.get("operations") if isinstance(caps.get("operations"), dict) else {}
-        report.update(reachable=bool(report["reachable"]), authenticated=bool(report["authenticated"]),
-                      runtime_connected=report["runtime_connected"] is not None,
+        report.update(reachable="reachable" in found, authenticated="authenticated" in found,
+                      runtime_connected="runtime_connected" in found,
                       version=info.get("version"), marketplace=info.get("cloud_service_url"),
                       permissions=context.get("permissions") or [],
                       operations=sorted(k for k, v in operations.items() if k.startswith(("plugin.", "task.", "pipeline.run"))
                                         and isinstance(v, dict) and v.get("supported")))
-        report.pop("capabilities")
+        if problems:
+            report["problems"] = problems
         return report
 
     # --- changing ----------------------------------------------------------------------------------
