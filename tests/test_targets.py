@@ -190,6 +190,26 @@ def test_freeze_with_secrets_into_a_redirected_file_makes_it_owner_only_first(lb
     assert piped.returncode == 0 and SECRET in piped.stdout  # a pipe is not a file: nothing to chmod
 
 
+def test_config_export_with_secrets_into_a_redirected_file_makes_it_owner_only_first(lbctl, tmp_path):
+    schema = [{"name": "token", "type": "string", "required": False, "default": ""}]
+    pkg = tmp_path / "vault.lbpkg"
+    pkg.write_bytes(make_lbpkg("acme", "vault", "1.0.0", config=schema))
+    assert lbctl("install", pkg).exit_code == 0
+    assert lbctl("config", "set", "acme/vault", f"token={SECRET}").exit_code == 0
+    old = os.umask(0o022)
+    try:
+        for name, args in (("secret.toml", ["--include-secrets"]), ("plain.toml", [])):
+            out = tmp_path / name
+            with open(out, "w") as stdout:
+                done = subprocess.run([sys.executable, "-m", "lbctl", "config", "export", "acme/vault", *args],
+                                      stdout=stdout, stderr=subprocess.PIPE, env=subprocess_env(), timeout=60)
+            assert done.returncode == 0, done.stderr
+            mode = stat.S_IMODE(out.stat().st_mode)
+            assert (SECRET in out.read_text(), mode) == ((True, 0o600) if args else (False, 0o644)), name
+    finally:
+        os.umask(old)
+
+
 # --- 5. parallel target add / target login keep everything -----------------------------------------------
 
 

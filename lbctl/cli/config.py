@@ -10,6 +10,7 @@ from typing import Annotated, List
 import typer
 
 from lbctl.cli.options import PluginId
+from lbctl.cli.private import private_stdout
 from lbctl.errors import UsageError
 from lbctl.fsutil import read_text_file
 
@@ -75,6 +76,8 @@ def export(ctx: typer.Context, plugin_id: PluginId,
     """Print the config as TOML (secrets left out unless asked)."""
     from lbctl.ops import config
 
+    if include_secrets:
+        private_stdout()
     ctx.obj.render(config.export(ctx.obj.context, plugin_id, include_secrets=include_secrets))
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from lbctl.cli.options import DryRun
+from lbctl.cli.private import private_stdout
 
 cache_app = typer.Typer(help="The download cache.", no_args_is_help=True)
 
@@ -29,32 +30,9 @@ def freeze(ctx: typer.Context,
     from lbctl.ops import environment
 
     if include_secrets:
-        _private_stdout()
+        private_stdout()
     ctx.obj.render(environment.freeze(ctx.obj.context, with_config=with_config, include_secrets=include_secrets,
                                       bundle=bundle, bundle_all=bundle_all))
-
-
-def _private_stdout() -> None:
-    """Output holding secrets: when stdout is a regular file (`> plugins.toml`), make it owner-only (0600)
-    before anything is written to it, as ssh-keygen does for its keys (spec §4)."""
-    import os
-    import stat
-    import sys
-
-    from lbctl.errors import PreconditionError
-
-    try:
-        fd = sys.stdout.fileno()
-        mode = os.fstat(fd).st_mode
-    except (AttributeError, ValueError, OSError):  # not a file descriptor (captured output)
-        return
-    if not stat.S_ISREG(mode) or stat.S_IMODE(mode) & 0o077 == 0:
-        return
-    try:
-        os.fchmod(fd, stat.S_IMODE(mode) & 0o700)
-    except OSError as exc:
-        raise PreconditionError(f"Cannot make the file on stdout owner-only before writing secrets to it: "
-                                f"{exc.strerror or exc}", hint="Redirect to a file you own.") from None
 
 
 def sync(ctx: typer.Context, file: Path,
