@@ -360,6 +360,8 @@ def _log_line(line: dict) -> str:
 
 
 def _logs(r: Renderer, data: dict) -> None:
+    if r.heading:
+        r.note(f"Logs on {r.heading}:")  # stdout stays the log lines themselves
     for line in data["lines"]:
         r.plain(_log_line(line))
 
@@ -382,18 +384,22 @@ def _live_states(r: Renderer, data: dict) -> None:
 
 
 def _tools(r: Renderer, data: dict) -> None:
+    on = f" on {r.heading}" if r.heading else ""
     if not data["tools"]:
-        r.note("No tools (is the plugin running?).")
+        r.note(f"No tools{on} (is the plugin running?).")
         return
-    r.table(["PLUGIN", "TOOL", "DESCRIPTION"], [[t["plugin"], t["name"], r.short(t.get("description"))] for t in data["tools"]])
+    r.table(["PLUGIN", "TOOL", "DESCRIPTION"], [[t["plugin"], t["name"], r.short(t.get("description"))] for t in data["tools"]],
+            title=f"Tools{on}" if on else None)
 
 
 def _commands(r: Renderer, data: dict) -> None:
+    on = f" on {r.heading}" if r.heading else ""
     if not data["commands"]:
-        r.note("No commands (is the plugin running?).")
+        r.note(f"No commands{on} (is the plugin running?).")
         return
     r.table(["PLUGIN", "COMMAND", "DESCRIPTION"],
-            [[c["plugin"], c["name"], r.short(c.get("description"))] for c in data["commands"]])
+            [[c["plugin"], c["name"], r.short(c.get("description"))] for c in data["commands"]],
+            title=f"Commands{on}" if on else None)
 
 
 def _call_result(r: Renderer, data: dict) -> None:

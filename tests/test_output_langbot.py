@@ -59,6 +59,7 @@ def test_action_lines_and_table_headers_name_the_target(staging, lbctl, tmp_path
     config = ok(lbctl("config", "show", pid)).stdout
     outdated = ok(lbctl("outdated")).stdout
     planned = ok(lbctl("uninstall", pid, "--dry-run")).stdout
+    tools, commands, logs = ok(lbctl("tools", pid)), ok(lbctl("commands", pid)), ok(lbctl("logs", pid, "-n", "5"))
     doc = ok(lbctl("list", "--json")).json
     removed = ok(lbctl("uninstall", pid))
 
@@ -69,6 +70,9 @@ def test_action_lines_and_table_headers_name_the_target(staging, lbctl, tmp_path
     assert config.splitlines()[0].rstrip() == f"Config of {pid} on staging", config
     assert "Not updatable on staging" in outdated, outdated
     assert planned == f"would uninstall {pid} 1.0.0 from staging (source: local)\n"
+    assert tools.stdout.splitlines()[0].rstrip() == "Tools on staging" and "echo_tool" in tools.stdout, tools.output
+    assert commands.stdout == "" and "No commands on staging" in commands.stderr, commands.output
+    assert logs.stderr.startswith("Logs on staging:\n"), logs.output
     assert doc["data"]["target"] == "staging"
     assert removed.stdout == f"uninstalled {pid} 1.0.0 from staging (source: local)\n"
 

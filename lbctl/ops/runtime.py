@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 from lbctl.context import Context
 from lbctl.errors import PluginFailedError, UsageError
 from lbctl.models import Result
+from lbctl.ops.common import on
 from lbctl.targets import open_one
 from lbctl.targets.base import Target
 
@@ -50,8 +51,8 @@ def _log_source(plugin_id: str | None, host: bool) -> str | None:
 
 def logs(ctx: Context, plugin_id: str | None, *, lines: int = 100, host: bool = False) -> Result:
     """A plugin's log lines, or with `host` every line the runtime wrote (each with the plugin it belongs to)."""
-    _, client, plugin_id = _live(ctx, plugin_id)
-    return Result("logs", "logs", {"lines": client.logs(_log_source(plugin_id, host), lines)})
+    target, client, plugin_id = _live(ctx, plugin_id)
+    return on(target, Result("logs", "logs", {"lines": client.logs(_log_source(plugin_id, host), lines)}))
 
 
 def follow(ctx: Context, plugin_id: str | None, *, lines: int = 10, host: bool = False) -> Iterator[dict]:
@@ -71,13 +72,13 @@ def restart(ctx: Context, plugin_id: str) -> Result:
 
 
 def tools(ctx: Context, plugin_id: str | None = None) -> Result:
-    _, client, plugin_id = _live(ctx, plugin_id)
-    return Result("tools", "tools", {"tools": client.tools(plugin_id)})
+    target, client, plugin_id = _live(ctx, plugin_id)
+    return on(target, Result("tools", "tools", {"tools": client.tools(plugin_id)}))
 
 
 def commands(ctx: Context, plugin_id: str | None = None) -> Result:
-    _, client, plugin_id = _live(ctx, plugin_id)
-    return Result("commands", "commands", {"commands": client.commands(plugin_id)})
+    target, client, plugin_id = _live(ctx, plugin_id)
+    return on(target, Result("commands", "commands", {"commands": client.commands(plugin_id)}))
 
 
 def call_tool(ctx: Context, plugin_id: str, tool: str, args: str | None) -> Result:
