@@ -80,11 +80,11 @@ class LangBot:
     runtime_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, workdir: Path, *, market_url: str) -> LangBot:
+    def start(cls, workdir: Path, *, market_url: str, api_port: int | None = None) -> LangBot:
         python = ensure_venv()
         runtime_dir = workdir / "runtime"
         runtime_dir.mkdir(parents=True, exist_ok=True)
-        api_port, control_port, debug_port = free_port(), free_port(), free_port()
+        api_port, control_port, debug_port = api_port or free_port(), free_port(), free_port()
         token = secrets.token_urlsafe(32)
         langbot = cls(workdir, f"http://127.0.0.1:{api_port}", "lbk_" + secrets.token_urlsafe(24),
                       control_port, debug_port)
