@@ -161,7 +161,8 @@ class Catalog:
     def local(cls, home: Path) -> Catalog:
         data = _json(home / "state.json")
         plugins = data.get("plugins") if isinstance(data.get("plugins"), dict) else {}
-        found = {pid: (str(r.get("version", "")), str(r.get("source", "")), home / "packages" / f"{r.get('sha256')}.lbpkg")
+        found = {pid: (str(r.get("version", "")), str(r.get("source", "")),
+                       home / "packages" / f"{r.get('sha256')}.lbpkg")
                  for pid, r in plugins.items() if isinstance(pid, str) and isinstance(r, dict)}
         config = data.get("config") if isinstance(data.get("config"), dict) else {}
         return cls(found, {pid: values for pid, values in config.items() if isinstance(values, dict)})
@@ -257,7 +258,8 @@ def complete_targets(ctx: Any, incomplete: str) -> list[Item]:
     lead = f"{head}," if head else ""
     taken = set(head.split(",")) if head else set()
     config = settings(ctx)
-    urls = {name: str(t.get("url", "")) for name, t in (config.targets.items() if config else ()) if isinstance(t, dict)}
+    defined = config.targets.items() if config is not None else ()
+    urls = {name: str(t.get("url", "")) for name, t in defined if isinstance(t, dict)}
     return [Item(lead + name, help=urls.get(name) or ("the environment" if name == LOCAL else None))
             for name in target_names(config) if name.startswith(last) and name not in taken]
 
@@ -319,7 +321,9 @@ def _label(item: dict | None) -> str | None:
 
 
 def _given_keys(ctx: Any) -> set[str]:
-    return {value.split("=", 1)[0] for value in _given_values(ctx)}
+    """The keys already on the command line (`KEY...` or `KEY=VALUE...`)."""
+    return {v.split("=", 1)[0] for value in ctx.params.values() if isinstance(value, (list, tuple))
+            for v in value if isinstance(v, str)}
 
 
 def cached_versions(config: Any) -> dict[str, list[str]]:
