@@ -60,7 +60,7 @@ ZSH_SCRIPT: Final = """\
 # in ~/.zshrc after compinit.
 
 %(complete_func)s() {
-  local -a response plain described unspaced
+  local -a response plain described unspaced unspaced_described  # unspaced: KEY= takes no space after it
   local kind value description
   response=("${(@f)$(env _TYPER_COMPLETE_ARGS="${words[1,$CURRENT]}" %(autocomplete_var)s=complete_zsh \\
                      %(prog_name)s 2>/dev/null)}")
@@ -69,12 +69,14 @@ ZSH_SCRIPT: Final = """\
       file) _files ;;
       dir) _files -/ ;;
       plain)
-        if [[ $value == *= ]]; then unspaced+=("$value")
-        elif [[ -n $description ]]; then described+=("${value//:/\\\\:}:$description")
-        else plain+=("$value"); fi ;;
+        if [[ -z $description ]]; then
+          if [[ $value == *= ]]; then unspaced+=("$value"); else plain+=("$value"); fi
+        elif [[ $value == *= ]]; then unspaced_described+=("${value//:/\\\\:}:$description")
+        else described+=("${value//:/\\\\:}:$description"); fi ;;
     esac
   done
   (( $#described )) && _describe -t values value described
+  (( $#unspaced_described )) && _describe -t values value unspaced_described -S ''
   (( $#plain )) && compadd -a plain
   (( $#unspaced )) && compadd -S '' -a unspaced
   return 0
