@@ -2,10 +2,19 @@
 # Use: `source <(lbctl completion bash)` in ~/.bashrc, or save this file as
 # ~/.local/share/bash-completion/completions/lbctl
 _lbctl_completion() {
-    local IFS=$'\n'
-    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" COMP_CWORD="$COMP_CWORD" \
-                   _LBCTL_COMPLETE=complete_bash "$1" 2>/dev/null ) )
+    local line kind value
+    COMPREPLY=()
+    while IFS= read -r line || [[ -n $line ]]; do
+        kind=${line%%$'\t'*} value=${line#*$'\t'}
+        case $kind in
+            file) compopt -o default ;;
+            dir) compopt -o dirnames ;;
+            plain) COMPREPLY+=("$value")
+                   [[ $value == *= ]] && compopt -o nospace ;;
+        esac
+    done < <(env COMP_WORDS="${COMP_WORDS[*]}" COMP_CWORD="$COMP_CWORD" _LBCTL_COMPLETE=complete_bash "$1" \
+                 2>/dev/null)
     return 0
 }
 
-complete -o default -F _lbctl_completion lbctl
+complete -F _lbctl_completion lbctl

@@ -19,7 +19,11 @@ ACCEPT_ENCODING: Final = "gzip, deflate"  # the only codings iter_decoded knows
 MAX_BACKOFF: Final = 8.0
 CHUNK_SIZE: Final = 64 * 1024
 RETRY_STATUSES: Final = frozenset({429, 502, 503, 504})
-RETRY_ERRORS: Final = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
+# A connect timeout is not retried: the kernel has already resent the SYN during CONNECT_TIMEOUT.
+RETRY_ERRORS: Final = (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError)
+# Seconds to connect (TCP and TLS; --timeout when that is shorter): a server that does not even take the connection
+# fails in seconds, not after the whole --timeout.
+CONNECT_TIMEOUT: Final = 5.0
 CAPPED_BODY: Final = "lbctl.capped_body"
 
 
@@ -216,6 +220,43 @@ def _bound_transports(client: httpx.Client) -> None:
             import httpcore
 
             pool._network_backend = _DeadlineBackend(pool._network_backend or httpcore.SyncBackend())
+
+
+# --- timeouts ---------------------------------------------------------------------------------------------
+
+
+def timeouts(seconds: float) -> httpx.Timeout:
+    """httpx's timeouts for `--timeout SECONDS`: connecting may take CONNECT_TIMEOUT at most, reading and writing
+    the whole `seconds` (which the deadline of RetryingClient also bounds, retries and body included)."""
+    return httpx.Timeout(seconds, connect=min(CONNECT_TIMEOUT, seconds))
+
+
+def describe_timeout(exc: httpx.TimeoutException) -> tuple[str, str]:
+    """What ran out, in words ("could not connect within 5 s"), and a hint that names --timeout."""
+    reason = str(exc)
+    if reason.startswith("no complete answer"):  # the whole-request deadline (DeadlineExceeded)
+        return reason.removesuffix(" (--timeout)"), SLOW_HINT
+    if isinstance(exc, httpx.ConnectTimeout):
+        return f"could not connect{_within(exc, 'connect')}", CONNECT_HINT
+    if isinstance(exc, httpx.WriteTimeout):
+        return f"could not send the request{_within(exc, 'write')}", SLOW_HINT
+    if isinstance(exc, httpx.PoolTimeout):
+        return f"no free connection{_within(exc, 'pool')}", SLOW_HINT
+    return f"no answer{_within(exc, 'read')}", SLOW_HINT
+
+
+CONNECT_HINT: Final = (f"Check the URL, the network and the proxy variables (HTTPS_PROXY, NO_PROXY): a connection "
+                       f"gets {CONNECT_TIMEOUT:g} s (or --timeout SECONDS when that is shorter).")
+SLOW_HINT: Final = ("The server took the connection but did not answer in time: try again later, or allow it longer "
+                    "with --timeout SECONDS (env LBCTL_TIMEOUT; default 60).")
+
+
+def _within(exc: httpx.TimeoutException, phase: str) -> str:
+    try:
+        seconds = exc.request.extensions["timeout"][phase]
+    except (RuntimeError, KeyError, TypeError):  # an exception raised without its request
+        return ""
+    return f" within {seconds:g} s" if isinstance(seconds, (int, float)) else ""
 
 
 # --- the client -------------------------------------------------------------------------------------------

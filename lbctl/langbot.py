@@ -16,7 +16,7 @@ import httpx
 
 from lbctl.errors import (CredentialsError, InvalidSpecError, LbctlError, NetworkError, NotFoundError,
                           PreconditionError, ProtocolError)
-from lbctl.http import USER_AGENT, RetryingClient, TooLarge, read_limited
+from lbctl.http import USER_AGENT, RetryingClient, TooLarge, describe_timeout, read_limited, timeouts
 
 API: Final = "/api/v1"
 MAX_JSON_BYTES: Final = 4 * 1024 * 1024
@@ -199,8 +199,8 @@ def _plugin_missing(plugin_id: str) -> Classifier:
 
 def _transport_error(exc: httpx.HTTPError, where: str) -> LbctlError:
     if isinstance(exc, httpx.TimeoutException):
-        detail = str(exc) if str(exc) not in ("", "timed out") else type(exc).__name__
-        return NetworkError(f"{where} timed out ({detail})")
+        detail, hint = describe_timeout(exc)
+        return NetworkError(f"{where} timed out: {detail}", hint=hint)
     if isinstance(exc, httpx.ConnectError):
         return NetworkError(f"{where} is unreachable ({exc or type(exc).__name__})",
                             hint="Check the URL and that LangBot is running (--wait-ready waits for it).")
@@ -217,5 +217,5 @@ def make_http(base_url: str, *, api_key: str | None, timeout: float) -> httpx.Cl
         headers["X-API-Key"] = api_key
     # GETs are retried on connection errors and 502-504 only: LangBot's 500 and 429 are answers.
     return RetryingClient(retries=2, backoff=0.3, retry_on=lambda r: r.status_code in (502, 503, 504),
-                          deadline=timeout, base_url=base_url, timeout=httpx.Timeout(timeout), headers=headers,
+                          deadline=timeout, base_url=base_url, timeout=timeouts(timeout), headers=headers,
                           follow_redirects=False)

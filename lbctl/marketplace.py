@@ -24,8 +24,8 @@ from lbctl.errors import (
     ProtocolError,
     UsageError,
 )
-from lbctl.http import (RETRY_STATUSES, USER_AGENT, RetryingClient, TooLarge, iter_decoded, read_capped,
-                        read_limited)
+from lbctl.http import (RETRY_STATUSES, USER_AGENT, RetryingClient, TooLarge, describe_timeout, iter_decoded,
+                        read_capped, read_limited, timeouts)
 from lbctl.fsutil import PRIVATE_FILE, private_dir, writing, writing_to
 from lbctl.specs import ID_PART, VERSION_CHARS
 
@@ -339,8 +339,8 @@ def _invalid_url(subject: str, exc: Exception) -> InvalidSpecError:
 def _transport_error(exc: httpx.HTTPError, what: str) -> LbctlError:
     reason = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
-        detail = type(exc).__name__ if reason == "timed out" else reason
-        return NetworkError(f"{what} timed out ({detail})", hint=NETWORK_HINT)
+        detail, hint = describe_timeout(exc)
+        return NetworkError(f"{what} timed out: {detail}", hint=hint)
     if isinstance(exc, httpx.ConnectError):
         return NetworkError(f"{what} failed: cannot connect ({reason})", hint=NETWORK_HINT)
     if isinstance(exc, httpx.TransportError):
@@ -475,7 +475,7 @@ def make_http(base_url: str, *, timeout: float = 30.0, retries: int = 3, backoff
         retry_on=should_retry,
         deadline=timeout,
         base_url=base_url.rstrip("/"),
-        timeout=httpx.Timeout(timeout),
+        timeout=timeouts(timeout),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,
         # httpx keeps 20 idle connections: with more workers, every request past 20 would connect anew

@@ -92,13 +92,32 @@ def tree_snapshot(*roots: Path) -> dict[str, bytes]:
 USER, PASSWORD = "admin@lbctl.test", "lbctl-test-password"
 
 
+def terminal_line(config: pytest.Config):
+    """A function that writes one line to the terminal even while pytest captures the output, for a set-up that
+    would otherwise stop the progress dots in silence."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def say(text: str) -> None:
+        if reporter is None or capture is None:
+            print(text, file=sys.__stderr__, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            if getattr(reporter._tw, "width_of_current_line", 0):  # after the dots of `-q`: a line of its own
+                reporter.write("\n")
+            reporter.write_line(text)
+
+    return say
+
+
 @pytest.fixture(scope="session")
-def langbot_server(tmp_path_factory):
+def langbot_server(tmp_path_factory, pytestconfig):
     """A real LangBot 4.11.2 with a standalone runtime and the suite's fake marketplace, for the whole session
     (tests/langbot_harness.py); its single admin user exists for the tests of the optional login."""
     from fakemarket import FakeMarket
-    from langbot_harness import LangBot
+    from langbot_harness import LangBot, ensure_venv
 
+    ensure_venv(say=terminal_line(pytestconfig))  # the first run installs LangBot: minutes, said on the terminal
     with FakeMarket() as market:
         server = LangBot.start(tmp_path_factory.mktemp("langbot"), market_url=market.url)
         try:

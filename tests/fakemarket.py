@@ -92,7 +92,8 @@ def _i18n(text: str) -> dict[str, str]:
 class FakeMarket:
     """A threaded HTTP server on 127.0.0.1 speaking the marketplace API; use as a context manager."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        self.port = port  # 0: any free port
         self.latency = 0.0
         self.truncate_downloads = False
         self.broken: str | None = None  # "notjson", "noenvelope", "code" or "types"
@@ -122,7 +123,7 @@ class FakeMarket:
         return f"http://127.0.0.1:{port}"
 
     def start(self) -> FakeMarket:
-        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
+        self._server = _Server(("127.0.0.1", self.port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         name="fakemarket", daemon=True)

@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parents[1]
 LANGBOT_REQUIREMENTS = ("langbot==4.11.2", "sqlalchemy[asyncio]<2.1")
@@ -33,16 +34,20 @@ def venv_dir() -> Path:
     return Path(os.environ.get("LBCTL_LANGBOT_VENV") or REPO / ".langbot-venv")
 
 
-def ensure_venv() -> Path:
-    """The LangBot virtualenv's python, created on first use (about 2 minutes)."""
+def ensure_venv(say: Callable[[str], None] = lambda text: print(text, file=sys.stderr, flush=True)) -> Path:
+    """The LangBot virtualenv's python, created on first use (about 3 minutes, 1.6 GB): `say` is told so once."""
     venv = venv_dir()
     python = venv / "bin" / "python"
     marker = venv / ".lbctl-ready"
     if marker.exists():
         return python
+    say(f"Installing LangBot 4.11.2 for the LangBot tests into {venv} (once; about 3 minutes and 1.6 GB; "
+        "LBCTL_LANGBOT_VENV names one to reuse)...")
+    started = time.monotonic()
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", *LANGBOT_REQUIREMENTS], check=True)
     marker.write_text(" ".join(LANGBOT_REQUIREMENTS))
+    say(f"LangBot 4.11.2 installed in {time.monotonic() - started:.0f} s")
     return python
 
 
@@ -75,11 +80,11 @@ class LangBot:
     runtime_env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, workdir: Path, *, market_url: str) -> LangBot:
+    def start(cls, workdir: Path, *, market_url: str, api_port: int | None = None) -> LangBot:
         python = ensure_venv()
         runtime_dir = workdir / "runtime"
         runtime_dir.mkdir(parents=True, exist_ok=True)
-        api_port, control_port, debug_port = free_port(), free_port(), free_port()
+        api_port, control_port, debug_port = api_port or free_port(), free_port(), free_port()
         token = secrets.token_urlsafe(32)
         langbot = cls(workdir, f"http://127.0.0.1:{api_port}", "lbk_" + secrets.token_urlsafe(24),
                       control_port, debug_port)

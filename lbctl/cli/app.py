@@ -114,15 +114,19 @@ def invoke(argv: list[str], environ: Mapping[str, str]) -> int:
 
 def _application(argv: list[str], environ: Mapping[str, str]) -> typer.Typer:
     """The application with only the command that `argv` names: building every command's parameters from its
-    signature takes ~40 ms of each start. Help, completion and unknown names get the whole application."""
+    signature takes ~40 ms of each start. Help, completing a command's name and unknown names get the whole
+    application."""
     from lbctl.cli.argv import command_name
 
+    if "_LBCTL_COMPLETE" in environ:  # a <TAB>: the command is among the words before the one being completed
+        from lbctl.cli.completion import words_before_cursor
+
+        argv = words_before_cursor(environ)
     name = command_name(argv).split(" ")[0]
     only = copy.copy(app)
     only.registered_commands = [c for c in app.registered_commands if c.name == name]
     only.registered_groups = [g for g in app.registered_groups if g.name == name]
-    if name in ("help", "completion") or "_LBCTL_COMPLETE" in environ or not (
-            only.registered_commands or only.registered_groups):
+    if name in ("help", "completion") or not (only.registered_commands or only.registered_groups):
         return app
     return only
 
