@@ -240,6 +240,10 @@ def test_verify_detects_a_tampered_and_a_missing_package(lbctl, populated, home)
     table = lbctl("verify")
     assert table.exit_code == 1 and "MISMATCH acme/echo" in table.stdout and "MISSING me/local" in table.stdout
     assert lbctl("verify", "nobody/nothing").exit_code == 5
+    bare = lbctl("verify", "echo", "--json")  # a bare name is the one installed plugin's full id
+    assert bare.exit_code == 1 and [m["id"] for m in bare.json["data"]["mismatched"]] == ["acme/echo"], bare.output
+    typo = lbctl("verify", "ecoh")
+    assert typo.exit_code == 5 and "Did you mean acme/echo?" in typo.stderr, typo.output
 
 
 def test_cache_dir_list_clear(lbctl, populated, tmp_path):

@@ -21,10 +21,14 @@ def verify(ctx: Context, ids: list[str]) -> Result:
     require_local(ctx, "verify", "LangBot keeps its plugins' packages itself and has no API that hashes them",
                   hint="`lbctl --target NAME doctor` checks a LangBot target; `verify` without --target checks "
                        "the local environment.")
+    from lbctl.ids import expand, suggestion
+
     state = ctx.env.load()
+    ids = [expand(pid, state.plugins) for pid in ids]
     for pid in ids:
         if pid not in state.plugins:
-            raise NotInstalledError(f"{pid} is not installed", plugin=pid)
+            raise NotInstalledError(f"{pid} is not installed", plugin=pid,
+                                    hint=suggestion(pid, state.plugins) or "Run `lbctl list` to see what is.")
     ok, mismatched, missing = [], [], []
     for pid in sorted(ids or state.plugins):
         record = state.plugins[pid]
