@@ -231,5 +231,5 @@ def test_the_demo_with_langbot_runs_one_that_installs_from_the_demo_marketplace(
         done = subprocess.run(["lbctl", "--target", url, "install", "langbot-team/WeatherNow==0.1.0"], env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
-        assert done.stdout == "installed langbot-team/WeatherNow 0.1.0 (marketplace)\n"
+        assert done.stdout == f"installed langbot-team/WeatherNow 0.1.0 on {url} (source: marketplace)\n"
     assert subprocess.run(["lbctl", "--target", url, "list"], env=env, capture_output=True).returncode == 7  # stopped
