@@ -1,5 +1,8 @@
 """examples/langbot-compose: the one-shot lbctl service's exact command, run against the suite's real LangBot,
-leaves the plugins installed and configured; a second run changes nothing."""
+leaves the plugins installed and configured; a second run changes nothing, and neither does a run against a
+LangBot whose runtime has just restarted (what `docker compose down && up` and a recreated container do: LangBot
+lists `[]`, then one plugin after another, until its runtime has them back). tests/test_containers.py runs the
+same recipe in a real container engine."""
 
 from __future__ import annotations
 
@@ -47,11 +50,15 @@ def test_the_compose_files_wire_lbctl_to_langbot_and_the_wheelhouse():
     assert service("wheelhouse")["command"][:3] == ["lbctl", "index", "serve"]
 
 
+def _env(server, tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "LBCTL_API_KEY": server.api_key, "LBCTL_HOME": str(tmp_path / "home"),
+            "LBCTL_CACHE_DIR": str(tmp_path / "cache"), "LBCTL_CONFIG": str(tmp_path / "config.toml")}
+
+
 def test_the_lbctl_service_provisions_langbot_and_a_second_run_changes_nothing(langbot_server, tmp_path):
     server, market = langbot_server
     market.add(make_lbpkg("langbot-team", "GoogleSearch", "0.1.0"))
-    env = {**os.environ, "LBCTL_API_KEY": server.api_key, "LBCTL_HOME": str(tmp_path / "home"),
-           "LBCTL_CACHE_DIR": str(tmp_path / "cache"), "LBCTL_CONFIG": str(tmp_path / "config.toml")}
+    env = _env(server, tmp_path)
     argv = command(server.url)
     try:
         first = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
@@ -64,5 +71,28 @@ def test_the_lbctl_service_provisions_langbot_and_a_second_run_changes_nothing(l
         assert second.returncode == 0, second.stderr
         assert second.stdout == "" and "Nothing to do." in second.stderr
         assert server.api("/system/tasks?type=user&kind=plugin-operation")["data"]["tasks"] == tasks
+    finally:
+        server.remove_all_plugins()
+
+
+def test_after_a_runtime_restart_the_lbctl_service_waits_for_the_plugins_and_changes_nothing(langbot_server, tmp_path):
+    server, market = langbot_server
+    market.add(make_lbpkg("langbot-team", "GoogleSearch", "0.1.0"))
+    argv, env = command(server.url), _env(server, tmp_path)
+    try:
+        first = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+        assert first.returncode == 0, first.stderr
+        tasks = server.api("/system/tasks?type=user&kind=plugin-operation")["data"]["tasks"]
+        seen = len(market.requests)
+
+        server.stop_runtime()  # a recreated runtime container: LangBot reconnects and restores its plugins
+        server.start_runtime()
+        again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+
+        assert again.returncode == 0, again.stderr
+        assert again.stdout == "" and "Nothing to do." in again.stderr
+        assert server.api("/system/tasks?type=user&kind=plugin-operation")["data"]["tasks"] == tasks
+        assert market.requests[seen:] == []  # nothing downloaded again, by lbctl or by LangBot
+        assert {"langbot-team/GoogleSearch", "lbctl-examples/dice"} <= set(server.plugin_ids())
     finally:
         server.remove_all_plugins()
