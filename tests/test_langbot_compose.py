@@ -48,6 +48,25 @@ def test_the_compose_files_wire_lbctl_to_langbot_and_the_wheelhouse():
     assert runtime["environment"]["LANGBOT_PLUGIN_PYPI_INDEX_URL"] == "http://wheelhouse:8080/simple/"
     assert any(v.endswith(":/app/data/plugin-runtime") for v in runtime["volumes"])
     assert service("wheelhouse")["command"][:3] == ["lbctl", "index", "serve"]
+    # Item 5 of issue 18: no Box runtime here, and LangBot's marketplace is the one the image was built from.
+    assert langbot["environment"]["BOX__ENABLED"] == "false"
+    args = yaml.safe_load(COMPOSE.read_text())["x-lbctl-image"]["build"]["args"]
+    assert langbot["environment"]["SPACE__URL"] == args["LBCTL_INDEX_URL"] == "${MARKETPLACE_URL:-https://space.langbot.app}"
+    assert args["LANGBOT_PYTHON"] == "${LANGBOT_PYTHON:-3.12}"  # LangBot 4.11.2's image is python:3.12.7-slim
+    assert args["PIP_INDEX_URL"].startswith("${PIP_INDEX_URL")
+
+
+def test_the_recipes_take_their_sources_and_the_plugins_python_as_build_arguments():
+    """A mirror is one build argument (spec §9); the compose image resolves wheels for LangBot's Python."""
+    for dockerfile in ("docker/Dockerfile", "langbot-compose/lbctl.Dockerfile", "kubernetes/Dockerfile"):
+        text = (REPO / "examples" / dockerfile).read_text()
+        assert "ARG BASE_IMAGE=python:3.11-slim\nFROM ${BASE_IMAGE}" in text, dockerfile
+        pip_arg = text.index("ARG PIP_INDEX_URL=https://pypi.org/simple")
+        assert pip_arg < text.index("RUN pip install"), dockerfile  # lbctl itself comes from the mirror too
+        if "lbctl download" in text:
+            assert text.index("ARG LBCTL_INDEX_URL=https://space.langbot.app") < text.index("RUN lbctl download")
+    compose_image = (REPO / "examples" / "langbot-compose" / "lbctl.Dockerfile").read_text()
+    assert "ARG LANGBOT_PYTHON=3.12" in compose_image and '--python-version "$LANGBOT_PYTHON"' in compose_image
 
 
 def _env(server, tmp_path: Path) -> dict[str, str]:
