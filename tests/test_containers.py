@@ -52,6 +52,9 @@ def engine():
     reason = cs.engine_missing()
     if reason:
         pytest.skip(reason)
+    yield
+    # The recipes' images keep their tags (the next run builds on their layers); what a rebuild left untagged goes.
+    cs.docker("image", "prune", "--force", "--filter", f"label={cs.LABEL}=recipe", check=False)
 
 
 def _standin(make) -> str:
@@ -86,7 +89,8 @@ def checkout(engine, market, tmp_path_factory) -> cs.Checkout:
 
 def _build(checkout: cs.Checkout, dockerfile: str, tag: str, args: dict[str, str]) -> str:
     with cs.TIMINGS.measure(f"build {tag}"):
-        cs.build(checkout.root, tag, dockerfile=checkout.root / dockerfile, args=args)
+        cs.build(checkout.root, tag, dockerfile=checkout.root / dockerfile, args={**cs.index_args(), **args},
+                 labels={cs.LABEL: "recipe"})
     SIZES[tag] = cs.image_size(tag)
     print(f"[containers] {tag}: {SIZES[tag] / 1e6:.0f} MB", flush=True)
     return tag
@@ -119,7 +123,8 @@ class Compose:
         self.env = {**os.environ, "LANGBOT_IMAGE": langbot_image, "LANGBOT_PYTHON": self.python,
                     "DOCKER_BUILDKIT": "0"}
         services = yaml.safe_load((self.directory / "compose.yaml").read_text())["services"]
-        build = {"build": {"network": "host", "args": {"BASE_IMAGE": python_image}}}
+        build = {"build": {"network": "host", "args": {"BASE_IMAGE": python_image, **cs.index_args()},
+                           "labels": {cs.LABEL: "recipe"}}}
         p = self.ports
         extra = {
             "langbot_plugin_runtime": {
@@ -152,7 +157,8 @@ class Compose:
         container = self("ps", "--all", "--quiet", "lbctl").stdout.split()[0]
         code = int(cs.docker("wait", container, timeout=900).stdout)
         took = time.monotonic() - started
-        logs = cs.docker("logs", container).stdout.decode() + cs.docker("logs", container).stderr.decode()
+        output = cs.docker("logs", container)
+        logs = output.stdout.decode() + output.stderr.decode()
         return took, code, logs
 
     def api(self, path: str) -> dict:

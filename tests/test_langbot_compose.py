@@ -51,7 +51,8 @@ def test_the_compose_files_wire_lbctl_to_langbot_and_the_wheelhouse():
     # Item 5 of issue 18: no Box runtime here, and LangBot's marketplace is the one the image was built from.
     assert langbot["environment"]["BOX__ENABLED"] == "false"
     args = yaml.safe_load(COMPOSE.read_text())["x-lbctl-image"]["build"]["args"]
-    assert langbot["environment"]["SPACE__URL"] == args["LBCTL_INDEX_URL"] == "${MARKETPLACE_URL:-https://space.langbot.app}"
+    marketplace = "${MARKETPLACE_URL:-https://space.langbot.app}"
+    assert langbot["environment"]["SPACE__URL"] == args["LBCTL_INDEX_URL"] == marketplace
     assert args["LANGBOT_PYTHON"] == "${LANGBOT_PYTHON:-3.12}"  # LangBot 4.11.2's image is python:3.12.7-slim
     assert args["PIP_INDEX_URL"].startswith("${PIP_INDEX_URL")
 
