@@ -41,7 +41,6 @@ PREFIX = "lbctl-test"
 LABEL = "org.lbctl.test"
 # Bump when a stand-in recipe changes in a way the digests below do not see.
 RECIPE_VERSION = "1"
-SUITES = {"bookworm": "3.11", "trixie": "3.13"}
 DEBIAN_PACKAGES = ("python3", "python3-venv", "ca-certificates")
 BUILD_TIMEOUT = float(os.environ.get("LBCTL_CONTAINER_BUILD_TIMEOUT", "1800"))
 # Hosts the containers may look up, all mapped to loopback: the compose services, and LangBot's release check
