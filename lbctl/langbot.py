@@ -119,14 +119,48 @@ class LangBotClient:
             time.sleep(delay)
 
     def ready(self) -> bool:
-        """Readiness is the plugins route answering 200, not /healthz (§10.2)."""
+        """LangBot can be acted on (spec §8 `--wait-ready`): see `readiness`."""
+        return self.readiness()[0] == "ready"
+
+    def readiness(self) -> tuple[str, str]:
+        """("ready", "") or why not yet, with a phrase for messages:
+        - "down": the plugins route does not answer 200 (LangBot starting, or its runtime not connected: 500);
+        - "connecting": LangBot is replaying its installations to a runtime that has just connected. Meanwhile
+          the plugins route answers 200 with `[]` (4.11.2 `PluginRuntimeConnector.list_plugins` while
+          `_runtime_available()` is false); /healthz tells it: `resources.runtimes.plugin_runtime_connected`;
+        - "restoring": connected, but fewer plugins are listed than LangBot holds
+          (`resources.runtimes.plugin_installations`, its desired installations): the runtime lists a plugin
+          only once its worker has started and registered.
+        The plugins route is read first: it also drops installations LangBot no longer holds from that count.
+        A LangBot whose /healthz lacks these fields (before 4.11) is ready once the plugins route answers."""
         try:
-            self.plugins()
-            return True
+            listed = len(self.plugins())
         except CredentialsError:
             raise
-        except LbctlError:
-            return False
+        except LbctlError as exc:
+            return "down", exc.message
+        runtimes = self._health().get("runtimes")
+        connected = runtimes.get("plugin_runtime_connected") if isinstance(runtimes, dict) else None
+        if not isinstance(connected, bool):
+            return "ready", ""
+        if not connected:
+            return "connecting", "its plugin runtime is still connecting"
+        held = runtimes.get("plugin_installations")
+        if isinstance(held, int) and not isinstance(held, bool) and listed < held:
+            return "restoring", f"{listed} of its {held} plugins are back"
+        return "ready", ""
+
+    def _health(self) -> dict:
+        """`resources` of GET /healthz (no key needed), or {} when it has none."""
+        try:
+            with self._http.stream("GET", "/healthz") as response:
+                body = read_limited(response, MAX_JSON_BYTES)
+                status = response.status_code
+        except (httpx.HTTPError, TooLarge):
+            return {}
+        doc = _decode(body) if status == 200 else None
+        resources = doc.get("resources") if isinstance(doc, dict) else None
+        return resources if isinstance(resources, dict) else {}
 
     # --- transport -------------------------------------------------------------------------------
     def _task(self, method: str, path: str, **kwargs: Any) -> int:

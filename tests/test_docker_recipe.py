@@ -1,6 +1,7 @@
 """The Docker recipe in examples/docker, run step by step outside Docker: after `lbctl download` nothing comes
 from the marketplace, after `lbctl deps download` nothing comes from any index, and the image's command runs
-every plugin with its dependencies installed from the baked wheelhouse, twice (a restart reinstalls nothing)."""
+every plugin with its dependencies installed from the baked wheelhouse, twice (a restart reinstalls nothing).
+tests/test_containers.py builds and runs the same Dockerfile in a real engine, with `--network none`."""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ def root(
     no_color: Annotated[bool, typer.Option("--no-color", help="No colour (env NO_COLOR).")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bars.")] = False,
     target: Annotated[Optional[List[str]], typer.Option("--target", "-t", help="local, a target name, a LangBot URL or a label selector KEY=VALUE[,KEY=VALUE] (env LBCTL_TARGET; repeatable where several are accepted).")] = None,
-    wait_ready: Annotated[Optional[float], typer.Option("--wait-ready", metavar="SECONDS", help="Wait until a LangBot target answers before acting.")] = None,
+    wait_ready: Annotated[Optional[float], typer.Option("--wait-ready", metavar="SECONDS", help="Wait until a LangBot target is ready (answers, with its plugins back) before acting.")] = None,
     timeout: Annotated[Optional[float], typer.Option("--timeout", metavar="SECONDS", help="Whole-request deadline for network calls and how long to wait for a plugin to start (env LBCTL_TIMEOUT; default 60).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors (env LBCTL_DEBUG=1).")] = False,
     version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version.")] = False,

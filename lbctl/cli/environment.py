@@ -16,7 +16,8 @@ cache_app = typer.Typer(help="The download cache.", no_args_is_help=True)
 def register(app: typer.Typer) -> None:
     app.command("freeze")(freeze)
     app.command("sync", epilog="Examples:  lbctl sync plugins.toml --prune  ·  lbctl sync --offline --find-links vendor "
-                                "plugins.toml  ·  lbctl --target prod --wait-ready 120 sync plugins.toml")(sync)
+                                "plugins.toml  ·  lbctl --target prod --wait-ready 120 sync plugins.toml  ·  "
+                                "lbctl --target prod sync --check plugins.toml")(sync)
     app.command("verify")(verify)
     app.add_typer(cache_app, name="cache")
 
@@ -37,11 +38,12 @@ def freeze(ctx: typer.Context,
 
 def sync(ctx: typer.Context, file: Path,
          prune: Annotated[bool, typer.Option("--prune", help="Uninstall what the file does not list.")] = False,
-         dry_run: DryRun = False) -> None:
+         dry_run: DryRun = False,
+         check: Annotated[bool, typer.Option("--check", help="Change nothing: print the plan, exit 0 when the target matches the file, 1 when it has drifted.")] = False) -> None:
     """Make the environment match a plugins file."""
     from lbctl.ops import sync as op
 
-    ctx.obj.render(op.sync(ctx.obj.context, file, prune=prune, dry_run=dry_run))
+    ctx.obj.render(op.sync(ctx.obj.context, file, prune=prune, dry_run=dry_run, check=check))
 
 
 def verify(ctx: typer.Context, ids: Annotated[Optional[List[str]], typer.Argument(metavar="[ID...]")] = None) -> None:

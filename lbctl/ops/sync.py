@@ -16,19 +16,38 @@ from lbctl.resolve import map_all
 from lbctl.targets.base import Target
 
 
-def sync(ctx: Context, file: Path, *, prune: bool = False, dry_run: bool = False, start: bool = True) -> Result:
+def sync(ctx: Context, file: Path, *, prune: bool = False, dry_run: bool = False, check: bool = False,
+         start: bool = True) -> Result:
     entries = plugins_file.read(file)
     return each(ctx, "sync", lambda target: sync_target(ctx, target, entries, prune=prune, dry_run=dry_run,
-                                                        start=start))
+                                                        check=check, start=start, file=file))
 
 
 def sync_target(ctx: Context, target: Target, entries: list[Entry], *, prune: bool, dry_run: bool,
-                start: bool) -> Result:
+                start: bool, check: bool = False, file: Path | None = None) -> Result:
     steps = file_steps(target, entries, target.records(), prune=prune)
+    if check:
+        return drift("sync", target, steps, file)
     if dry_run:
         return planned("sync", steps, target=target)
     confirm_switches(ctx, steps)
     return apply("sync", target, steps, start=start)
+
+
+def drift(command: str, target: Target, steps: list[plan.Step], file: Path | None) -> Result:
+    """`sync --check`: the plan, changing nothing, with `drift` in the data; drift is a check that found
+    problems (exit 1, one error saying what differs), like `terraform plan -detailed-exitcode`."""
+    changes = [s for s in steps if s.changes]
+    result = planned(command, steps)
+    data = {**result.data, "drift": bool(changes)}
+    if not changes:
+        return Result(command, result.kind, data, result.warnings)
+    ids = ", ".join(sorted({s.id for s in changes}))
+    name = str(file) if file is not None else "the plugins file"
+    error = {"code": "drift", "message": f"{target.name} differs from {name}: {len(changes)} planned "
+                                         f"change{'s' if len(changes) != 1 else ''} ({ids})",
+             "hint": "Run the same `lbctl sync` without --check to apply the plan.", "plugin": None}
+    return Result(command, result.kind, data, result.warnings, (error,), 1)
 
 
 def file_steps(target: Target, entries: list[Entry], records: dict[str, Record], *, prune: bool) -> list[plan.Step]:

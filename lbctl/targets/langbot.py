@@ -539,10 +539,23 @@ def _reason_with_login(url: str, user: str, password: str, task_id: int, timeout
 
 
 def _wait_ready(client: LangBotClient, seconds: float) -> None:
+    """--wait-ready (spec §8): until LangBot answers its plugins route and has its installed plugins back
+    (`LangBotClient.readiness`), so that a sync against a restarted instance sees what it holds. A plugin still
+    missing INIT_WINDOW seconds after the runtime connected did not start (LangBot gives a plugin as long):
+    the wait ends there and the command sees LangBot as it is."""
     deadline = time.monotonic() + seconds
-    while not client.ready():
-        if time.monotonic() > deadline:
-            raise NetworkError(f"{client.where} was not ready after {seconds:g} s (its plugins route did not answer)")
+    restoring_since: float | None = None
+    while True:
+        state, detail = client.readiness()
+        now = time.monotonic()
+        if state == "ready":
+            return
+        restoring_since = (restoring_since or now) if state == "restoring" else None
+        if restoring_since is not None and now - restoring_since >= INIT_WINDOW:
+            return
+        if now > deadline:
+            raise NetworkError(f"{client.where} was not ready after {seconds:g} s ({detail})",
+                               hint="Raise --wait-ready, or check LangBot's and its plugin runtime's logs.")
         time.sleep(0.5)
 
 
