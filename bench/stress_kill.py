@@ -6,9 +6,10 @@ Each trial starts from the same environment, runs one command against a local ma
 time, so downloads are in play), and sends SIGKILL, SIGINT or SIGTERM at a random moment of its run (SIGINT and
 SIGTERM once lbctl's handler is in place; before that only Python runs). Then it checks:
 
-- the state: state.json, config and stored data are exactly as before the command or as after it (never between);
+- the state, once the next run has looked (`lbctl list`, which completes a purge the killed run committed):
+  records, config and stored data are exactly as before the command or as after it (never between);
 - the exit: SIGINT and SIGTERM give 130 with a JSON envelope, or the command's own result when they came after it;
-- leftovers, after one more run (`lbctl list`, which sweeps): no temporary file, no package nobody refers to, and
+- leftovers, after that run (which also sweeps): no temporary file, no package nobody refers to, and
   `lbctl verify` passes;
 - no exit 10 and no traceback, in any run.
 
@@ -25,7 +26,6 @@ import os
 import random
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -37,7 +37,7 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path.insert(0, str(TESTS))
 from fakemarket import FakeMarket  # noqa: E402
-from hardening_support import handler_installed  # noqa: E402
+from hardening_support import environment_snapshot as snapshot, handler_installed  # noqa: E402
 from pkgfactory import make_lbpkg  # noqa: E402
 
 PLUGINS = [f"acme/p{i}" for i in range(4)]
@@ -116,20 +116,6 @@ class Lab:
         return home, cache
 
 
-def snapshot(home: Path) -> str:
-    """What must be either before or after: the records, the config and the stored data."""
-    try:
-        state = json.loads((home / "state.json").read_text())
-    except FileNotFoundError:
-        state = {"plugins": {}, "config": {}}
-    plugins = {pid: (r["version"], r["sha256"], r.get("enabled", True)) for pid, r in state["plugins"].items()}
-    stored: list = []
-    if (home / "storage.db").exists():
-        with sqlite3.connect(home / "storage.db") as db:
-            stored = sorted(db.execute("SELECT owner_type, owner, key, value FROM storage").fetchall())
-    return json.dumps([plugins, state["config"], [list(map(str, row)) for row in stored]], sort_keys=True)
-
-
 def leftovers(home: Path, cache: Path) -> list[str]:
     found = [str(p) for root in (home, cache) if root.exists() for p in root.rglob(".*")
              if p.is_file() and p.name.endswith((".tmp", ".part"))]
@@ -166,6 +152,8 @@ def trial(lab: Lab, command: str, args: list[str], sig: str, expected: tuple[str
         proc.send_signal(SIGNALS[sig])
     out, err = proc.communicate(timeout=120)
     tally.trials += 1
+    problem = bad_output(out, err, proc.returncode, sig)
+    follow = lab.lbctl(home, cache, "list", "--json", check=False)
     state = snapshot(home)
     if state == expected[0]:
         tally.outcomes["before"] += 1
@@ -174,8 +162,6 @@ def trial(lab: Lab, command: str, args: list[str], sig: str, expected: tuple[str
     else:
         tally.between += 1
         tally.notes.append(f"{command} SIG{sig}: in-between state {state[:300]}")
-    problem = bad_output(out, err, proc.returncode, sig)
-    follow = lab.lbctl(home, cache, "list", "--json", check=False)
     verify = lab.lbctl(home, cache, "verify", check=False)
     problem = problem or bad_output(follow.stdout, follow.stderr, follow.returncode, "INT")
     problem = problem and f"{problem} (killed run: exit {proc.returncode}, next run: exit {follow.returncode})"
@@ -189,7 +175,9 @@ def trial(lab: Lab, command: str, args: list[str], sig: str, expected: tuple[str
 
 
 def run(trials: int, budget: float, seed: int, out=sys.stdout, only: list[str] | None = None,
-        ) -> dict[tuple[str, str], Tally]:
+        min_trials: int = 0) -> dict[tuple[str, str], Tally]:
+    """`trials` per command and signal, in a random order; no new one after `budget` seconds once `min_trials`
+    are done (a loaded machine takes longer, it does not check less)."""
     rng = random.Random(seed)
     tallies: dict[tuple[str, str], Tally] = {}
     with tempfile.TemporaryDirectory(prefix="lbctl-stress-") as tmp, FakeMarket() as market:
@@ -211,8 +199,8 @@ def run(trials: int, budget: float, seed: int, out=sys.stdout, only: list[str] |
                 plan += [(command, args, sig, (before, after), full)] * trials
         rng.shuffle(plan)
         deadline = time.monotonic() + budget
-        for command, args, sig, expected, full in plan:
-            if time.monotonic() > deadline:
+        for done, (command, args, sig, expected, full) in enumerate(plan):
+            if time.monotonic() > deadline and done >= min_trials:
                 break
             trial(lab, command, args, sig, expected, full, rng, tallies[(command, sig)])
     report(tallies, out)

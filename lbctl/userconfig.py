@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from lbctl.errors import PreconditionError, UsageError
-from lbctl.fsutil import write_atomic
+from lbctl.fsutil import read_own_file, write_atomic
 from lbctl.settings import config_path
 
 KEY_VARIABLES = ("LBCTL_API_KEY", "LANGBOT_API_KEY")
@@ -25,7 +25,7 @@ def read(path: Path) -> dict[str, Any]:
     from lbctl import tomlio
 
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_own_file(path).decode("utf-8")
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError) as exc:

@@ -6,7 +6,7 @@ import shutil
 
 from lbctl.context import Context
 from lbctl.errors import NotInstalledError, UsageError
-from lbctl.fsutil import sha256_file
+from lbctl.fsutil import NotRegularFile, sha256_file
 from lbctl.models import Result
 
 
@@ -20,7 +20,7 @@ def verify(ctx: Context, ids: list[str]) -> Result:
         record = state.plugins[pid]
         try:
             actual = sha256_file(ctx.env.package_path(record.sha256))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotRegularFile):  # gone, or a FIFO, a device, a directory in its place
             missing.append(pid)
             continue
         if actual == record.sha256:
