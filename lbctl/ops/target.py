@@ -11,6 +11,7 @@ from lbctl.errors import NotFoundError, UsageError
 from lbctl.models import Result
 from lbctl.settings import config_path
 from lbctl.targets import LOCAL, is_url, open_target
+from lbctl.urls import require as require_url
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_SECRET = 64 * 1024
@@ -31,6 +32,7 @@ def add(ctx: Context, name: str, url: str, *, api_key_env: str | None = None) ->
     _check_name(name)
     if not is_url(url):
         raise UsageError(f"Invalid URL {url!r}: give LangBot's base URL, such as http://127.0.0.1:5300")
+    require_url(url, "URL")  # a URL no client could use (issue 17 §4)
     if api_key_env is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", api_key_env):
         raise UsageError(f"Invalid variable name {api_key_env!r}")
     entry = {"url": url.rstrip("/"), **({"api-key-env": api_key_env} if api_key_env else {})}
