@@ -112,5 +112,8 @@ def interrupted(argv: list[str]) -> int:
     from lbctl.errors import CommandInterruptedError
     from lbctl.render import Renderer
 
+    from lbctl import interrupts
+
+    interrupts.finish()  # a second signal while this is printed must not cut it short
     renderer = Renderer(json_output=wants_json(argv, os.environ, {}))
     return renderer.error(CommandInterruptedError("interrupted"), command_name(argv))
