@@ -527,18 +527,29 @@ def mask(schema: Iterable[dict], values: dict) -> dict:
 
 def rows(schema: Iterable[dict], values: dict, *, reveal: bool = False) -> list[dict]:
     """The `config show` rows: schema items in order (display-only ones skipped), then stored keys
-    the schema lacks (`type` None, `in_schema` False). Secret values and defaults masked unless `reveal`."""
+    the schema lacks (`type` None, `in_schema` False). Secret values and defaults masked unless `reveal`.
+
+    `value` is the effective value: the stored one, else the item's default (`default_used` true). A LangBot
+    target stores nothing until a value is set, where lbctl stores the defaults at install: both show the same."""
     schema = tuple(schema)
     shown = [_row(item, values, reveal) for item in schema if not is_display_only(item)]
     names = _index(schema)
     return shown + [_row({"name": k, "type": None}, values, reveal, False) for k in values if k not in names]
 
 
+def effective(item: dict, values: dict) -> tuple[Any, bool]:
+    """The value a plugin's item has: the stored one, else its default; and whether it is the default."""
+    stored = values.get(item["name"])
+    if stored is None and item.get("default") is not None and not is_display_only(item):
+        return item["default"], True
+    return stored, False
+
+
 def _row(item: dict, values: dict, reveal: bool, in_schema: bool = True) -> dict:
     def show(value: Any) -> Any:
         return value if reveal else mask_value(item, value)
 
-    value = values.get(item["name"])
+    value, default_used = effective(item, values) if in_schema else (values.get(item["name"]), False)
     required = bool(item.get("required"))
     return {
         "name": item["name"],
@@ -546,6 +557,7 @@ def _row(item: dict, values: dict, reveal: bool, in_schema: bool = True) -> dict
         "required": required,
         "default": show(item.get("default")),
         "value": show(value),
+        "default_used": default_used,
         "secret": is_secret(item),
         "missing": required and _empty(value),
         "in_schema": in_schema,
@@ -639,11 +651,17 @@ def _comment(item: dict, value: Any, include_secrets: bool) -> str:
     line = f"# {item['name']}: {type_of(item)}" + (f" ({', '.join(options)})" if options else "")
     line += ", required" if item.get("required") else ""
     if item.get("description"):
-        line += f". {_text(item['description'])}"
+        line = _sentence(line, _text(item["description"]))
     if item.get("default") is not None:
-        line += f". Default: {json.dumps(mask_value(item, item['default']), ensure_ascii=False)}"
+        line = _sentence(line, f"Default: {json.dumps(mask_value(item, item['default']), ensure_ascii=False)}")
     omission = _omission(item, value, include_secrets)
-    return line + (f". Value {omission}" if omission else "")
+    return _sentence(line, f"Value {omission}") if omission else line
+
+
+def _sentence(text: str, more: str) -> str:
+    """`text` and `more` as two sentences: one full stop between them, not two (`(10 min). Default: 600`)."""
+    text = text.rstrip()
+    return f"{text} {more.strip()}" if text.endswith((".", "!", "?", "\u3002")) else f"{text}. {more.strip()}"
 
 
 def _text(value: Any) -> str:

@@ -78,20 +78,3 @@ class Context:
                 http = (self.http_factory or make_http)(index_url, timeout=self.settings.timeout)
                 self._markets[index_url] = MarketplaceClient(http)
             return self._markets[index_url]
-
-    @cached_property
-    def targets(self) -> list:
-        """The targets this command acts on (--target, LBCTL_TARGET, `target use`; `local` by default)."""
-        from lbctl.targets import open_targets
-
-        return open_targets(self)
-
-    @property
-    def target(self):
-        """The one target of a command that takes a single target."""
-        from lbctl.errors import UsageError
-
-        if len(self.targets) != 1:
-            raise UsageError("This command acts on one target at a time; give --target once",
-                             hint="sync, list, outdated, update --all and freeze accept several.")
-        return self.targets[0]

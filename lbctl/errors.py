@@ -23,8 +23,8 @@ class ExitCode(IntEnum):
 
 EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.OK: 'success, including "nothing to do" and "nothing found"',
-    ExitCode.PARTIAL: "partial failure of a batch, or a check that found problems "
-    "(verify, doctor, outdated --exit-code)",
+    ExitCode.PARTIAL: "partial failure of a batch, a check that found problems "
+    "(verify, doctor, outdated --exit-code), or a prompt answered no (nothing changed)",
     ExitCode.BAD_INPUT: "bad input: usage, invalid spec, invalid package, invalid config value, "
     "confirmation needed",
     ExitCode.CREDENTIALS: "credentials missing or rejected",
@@ -83,6 +83,12 @@ class PluginsFileError(LbctlError):
 
 class ConfirmationNeededError(LbctlError):
     code, exit_code = "confirmation_needed", ExitCode.BAD_INPUT
+
+
+class CancelledError(LbctlError):
+    """The user answered no to a prompt: their decision, not bad input (exit 1, like apt's "Abort.")."""
+
+    code, exit_code = "cancelled", ExitCode.PARTIAL
 
 
 class CredentialsError(LbctlError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 Source = Literal["marketplace", "local", "url"]
@@ -75,6 +76,21 @@ class PackageInfo:
 
 
 _TEXT_FIELDS = ("author", "name", "version", "label", "description", "repository", "sha256")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A verified package that a spec or a plugins-file entry resolved to, before any target changes."""
+
+    info: PackageInfo
+    path: Path  # the verified package file (the user's file, or one in the download cache)
+    source: str
+    origin: str
+    spec: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.info.id
 
 
 @dataclass(frozen=True)

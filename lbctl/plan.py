@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable
 
-from lbctl.models import Action, Record
+from lbctl.models import Action, Candidate, Record
 
 if TYPE_CHECKING:
     from lbctl.plugins_file import Entry
-    from lbctl.resolve import Candidate
 
 PACKAGE_ACTIONS = frozenset({"install", "reinstall", "update", "downgrade", "rollback"})
 NOT_UPDATABLE = "{source} install: only marketplace installs are updated"
@@ -56,7 +55,7 @@ class Step:
 
 
 def package_step(current: Record | None, cand: Candidate, *, force: bool = False) -> Step:
-    from lbctl.resolve import compare_versions
+    from lbctl.specs import compare_versions
 
     if current is None:
         return Step(cand.id, "install", None, cand)
@@ -116,8 +115,9 @@ def sync(records: dict[str, Record], entries: list[Entry], candidates: dict[str,
         after = _after(record, candidates.get(entry.id))
         if after.enabled != entry.enabled:
             steps.append(enable_step(after, entry.enabled))
-        if after.pinned != entry.pinned:
-            steps.append(pin_step(after, entry.pinned, "pinned by a plugins file" if entry.pinned else None))
+        if after.pinned != entry.pinned or (entry.pin_reason and after.pin_reason != entry.pin_reason):
+            reason = (entry.pin_reason or "pinned by a plugins file") if entry.pinned else None
+            steps.append(pin_step(after, entry.pinned, reason))
         if configs.get(entry.id) is not None:
             steps.append(config_step(after, configs[entry.id], f"set {', '.join(entry.config)}"))
     if prune:
@@ -133,7 +133,8 @@ def _after(record: Record | None, cand: Candidate | None) -> Record:
         assert record is not None
         return record
     return Record(cand.id, cand.info.version, cand.source, cand.info.sha256, "",
-                  enabled=record.enabled if record else True, pinned=record.pinned if record else False)
+                  enabled=record.enabled if record else True, pinned=record.pinned if record else False,
+                  pin_reason=record.pin_reason if record else None)
 
 
 def update_skip(record: Record) -> Step:

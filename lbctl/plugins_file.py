@@ -11,7 +11,7 @@ from lbctl.errors import LbctlError, NotFoundError, PluginsFileError
 from lbctl.fsutil import read_text_file
 
 ENTRY_KEYS = {"id": str, "version": str, "sha256": str, "enabled": bool, "config": dict, "path": str, "url": str,
-              "pinned": bool}
+              "pinned": bool, "pin_reason": str}
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 MAX_FILE_BYTES = 16 * 1024 * 1024
 _BLOCK = re.compile(r"^\s*\[\[\s*plugin\s*\]\]")
@@ -29,6 +29,7 @@ class Entry:
     path: Path | None = None
     url: str | None = None
     pinned: bool = False
+    pin_reason: str | None = None
 
     @property
     def source(self) -> str:
@@ -46,7 +47,7 @@ def read(file: Path) -> list[Entry]:
     try:
         text = read_text_file(file, MAX_FILE_BYTES, "plugins file")
     except NotFoundError:
-        raise PluginsFileError(f"No such plugins file: {file}") from None
+        raise NotFoundError(f"No such plugins file: {file}") from None  # not found is 5, as for any file
     except LbctlError as exc:
         raise PluginsFileError(exc.message, hint=exc.hint) from None
     try:
@@ -104,9 +105,11 @@ def _check_entry(file: Path, line: int, raw: dict) -> Entry:
     path = (file.parent / raw["path"]).resolve() if "path" in raw else None
     # A missing package is only an error when it cannot be found by its sha256 either (checked when needed).
     if path is not None and not path.is_file() and sha is None:
-        raise PluginsFileError(f"{where}: the package of {raw['id']} does not exist: {raw['path']}")
+        raise NotFoundError(f"{where}: the package of {raw['id']} does not exist: {raw['path']}", plugin=raw["id"])
+    if "pin_reason" in raw and not raw.get("pinned"):
+        raise PluginsFileError(f"{where}: {raw['id']} has a pin_reason but is not pinned (add pinned = true)")
     return Entry(raw["id"], file, line, raw.get("version", ""), sha, raw.get("enabled", True), raw.get("config", {}),
-                 path, raw.get("url"), raw.get("pinned", False))
+                 path, raw.get("url"), raw.get("pinned", False), raw.get("pin_reason"))
 
 
 def _check_unique(file: Path, entries: list[Entry]) -> None:
@@ -118,7 +121,7 @@ def _check_unique(file: Path, entries: list[Entry]) -> None:
 
 
 def dumps(rows: list[dict], header: str = "") -> str:
-    """A plugins file from `freeze` rows ({id, version, sha256, path, url, enabled, config, pinned})."""
+    """A plugins file from `freeze` rows ({id, version, sha256, path, url, enabled, config, pinned, pin_reason})."""
     from lbctl import tomlio
 
     plugins = []
@@ -132,6 +135,8 @@ def dumps(rows: list[dict], header: str = "") -> str:
         entry["enabled"] = row["enabled"]
         if row.get("pinned"):
             entry["pinned"] = True
+            if row.get("pin_reason"):
+                entry["pin_reason"] = row["pin_reason"]
         if row.get("config"):
             entry["config"] = {k: v for k, v in row["config"].items() if v is not None}
         plugins.append(entry)

@@ -17,6 +17,8 @@ from typing import Any, Callable, TextIO
 from lbctl.errors import LbctlError
 from lbctl.models import Result
 
+LOCAL = "local"
+
 _PAST = {"install": "installed", "reinstall": "reinstalled", "update": "updated", "downgrade": "downgraded",
          "uninstall": "uninstalled", "purge": "purged", "config": "configured", "enable": "enabled",
          "disable": "disabled", "skip": "skipped", "pin": "pinned", "unpin": "unpinned",
@@ -43,13 +45,18 @@ class Renderer:
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
         self._consoles: dict[str, Any] = {}
+        self._tty: bool | None = None
+        self.where: str | None = None  # the target a single result acted on, when it is not `local`
+        self.heading: str | None = None  # the same, for table titles (a fleet section's own header names it)
 
     def console(self, which: str = "out"):
         if which not in self._consoles:
             from rich.console import Console
 
             stream = self.stdout if which == "out" else self.stderr
-            self._consoles[which] = Console(file=stream, no_color=not self.color, highlight=False,
+            # Piped, a table is as wide as its longest row: nothing wraps or is cut (spec §4).
+            width = None if which == "err" or self.tty else 1 << 20
+            self._consoles[which] = Console(file=stream, no_color=not self.color, highlight=False, width=width,
                                             color_system="auto" if self.color else None, soft_wrap=which == "err")
         return self._consoles[which]
 
@@ -82,6 +89,8 @@ class Renderer:
 
     def _body(self, result: Result, *, section: bool) -> None:
         prefix = f"{result.target}: " if section else ""
+        self.where = result.target if result.target not in (None, LOCAL) else None
+        self.heading = None if section else self.where
         if section:
             self.plain(f"== {result.target} ==")
         for warning in result.warnings:
@@ -156,7 +165,7 @@ class Renderer:
         logging.basicConfig(level=max(level, logging.DEBUG), handlers=[handler])
 
     def table(self, columns: list[str], rows: list[list[Any]], *, title: str | None = None) -> None:
-        cells = [["-" if v is None else sanitize(str(v)) for v in row] for row in rows]
+        cells = [["-" if v is None else self._cell(str(v)) for v in row] for row in rows]
         if self._simple_table(columns, cells, title):
             return
         from rich import box
@@ -168,13 +177,27 @@ class Renderer:
             table.add_row(*map(Text, row))
         self.console().print(table)
 
+    def _cell(self, text: str) -> str:
+        """A cell's text: sanitized, and piped on one line (a newline or tab inside a value shown escaped)."""
+        text = sanitize(text)
+        return text if self.tty else text.replace("\n", "\\n").replace("\t", "\\t")
+
+    def short(self, value: Any, width: int = 60) -> str:
+        """A value as cell text, cut to `width` on a terminal; piped, whole (output is for grep and awk)."""
+        if value is None:
+            return ""
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        return text if len(text) <= width or not self.tty else text[: width - 3] + "..."
+
     def _simple_table(self, columns: list[str], cells: list[list[str]], title: str | None) -> bool:
-        """Write the table rich would draw when every cell is printable ASCII and it fits the width rich would
-        use (no wrapping, no wide characters); False otherwise. rich takes ~250 ms for 500 rows."""
+        """Write the table rich would draw when every cell is printable ASCII and, on a terminal, it fits the
+        width rich would use (no wrapping, no wide characters); False otherwise. rich takes ~250 ms for 500 rows.
+        Piped, a table is never wrapped: it is as wide as its longest row."""
         widths = [max(map(len, column)) for column in zip(columns, *cells)]
         total = sum(widths) + 3 * len(widths) - 1
         text = "".join(columns) + "".join(map("".join, cells)) + (title or "")
-        if not (text.isascii() and text.isprintable()) or total > _table_width() or len(title or "") > total:
+        too_wide = total > _table_width() and self.tty
+        if not (text.isascii() and text.isprintable()) or too_wide or len(title or "") > total:
             return False
         line = lambda row: " " + "   ".join(c.ljust(w) for c, w in zip(row, widths)) + " \n"  # noqa: E731
         header = line(columns)
@@ -191,7 +214,9 @@ class Renderer:
 
     @property
     def tty(self) -> bool:
-        return self.stdout.isatty()
+        if self._tty is None:
+            self._tty = self.stdout.isatty()  # asked once per cell of a table: one system call, not thousands
+        return self._tty
 
 
 def _table_width() -> int:
@@ -216,33 +241,47 @@ def _generic(r: Renderer, data: Any) -> None:
 def _actions(r: Renderer, data: dict) -> None:
     actions = data["actions"]
     if not actions:
-        r.note("Nothing to do.")
+        r.note("Nothing to do" + (f" on {r.where}." if r.where else "."))
     for a in actions:
-        version = a["to"] or a["from"] or ""
-        if a["from"] and a["to"] and a["from"] != a["to"]:
-            version = f"{a['from']} -> {a['to']}"
-        verb = _PAST.get(a["action"], a["action"])
-        if a["status"] == "planned":
-            verb = f"would {a['action']}"
-        elif a["status"] == "failed":
-            verb = f"failed to {a['action']}"
-        source = f" ({a['source']})" if a.get("source") else ""
-        reason = f": {a['reason']}" if a.get("reason") else ""
-        r.plain(f"{verb} {a['id']} {version}{source}{reason}".replace("  ", " ").rstrip())
+        r.plain(action_line(a, r.where))
+
+
+def action_line(a: dict, where: str | None = None) -> str:
+    """`installed acme/echo 1.0.0 (marketplace)`; on another target than `local` the line names it, and the
+    source is labelled so that it never reads as the target (`uninstalled acme/echo 1.0.0 from prod (source:
+    local)`)."""
+    version = a["to"] or a["from"] or ""
+    if a["from"] and a["to"] and a["from"] != a["to"]:
+        version = f"{a['from']} -> {a['to']}"
+    verb = _PAST.get(a["action"], a["action"])
+    if a["status"] == "planned":
+        verb = f"would {a['action']}"
+    elif a["status"] == "failed":
+        verb = f"failed to {a['action']}"
+    if where is None:
+        place, source = "", f" ({a['source']})" if a.get("source") else ""
+    else:
+        place = f" {'from' if a['action'] in ('uninstall', 'purge') else 'on'} {where}"
+        source = f" (source: {a['source']})" if a.get("source") else ""
+    reason = f": {a['reason']}" if a.get("reason") else ""
+    return f"{verb} {a['id']} {version}{place}{source}{reason}".replace("  ", " ").rstrip()
 
 
 def _list(r: Renderer, data: dict) -> None:
     plugins = data["plugins"]
     if not r.tty:
+        if r.heading:
+            r.note(f"Plugins on {r.heading}:")  # stdout stays one plain line per plugin, for scripts
         for p in plugins:
             r.plain(f"{p['id']} {p['version']} {p['source']}")
         return
     if not plugins:
-        r.note("No plugins installed.")
+        r.note("No plugins installed" + (f" on {r.where}." if r.where else "."))
         return
     rows = [[p["id"], p["version"], p["source"], "yes" if p["enabled"] else "no", p["status"], p["latest"] or ""]
             for p in plugins]
-    r.table(["ID", "VERSION", "SOURCE", "ENABLED", "STATUS", "UPDATE"], rows)
+    r.table(["ID", "VERSION", "SOURCE", "ENABLED", "STATUS", "UPDATE"], rows,
+            title=f"Plugins on {r.heading}" if r.heading else None)
 
 
 def _config_rows(r: Renderer, rows: list[dict], title: str | None = None) -> None:
@@ -252,25 +291,20 @@ def _config_rows(r: Renderer, rows: list[dict], title: str | None = None) -> Non
     table = []
     for row in rows:
         flag = " (missing)" if row.get("missing") else ""
-        value = "" if row["value"] is None else _short(row["value"])
+        value = "" if row["value"] is None else r.short(row["value"])
+        if row.get("default_used"):
+            value += " (default)"
         kind = row["type"] or "?"
         if row.get("options"):
             kind += ": " + "|".join(row["options"])
-        table.append([row["name"], _short(kind, 40), "yes" if row["required"] else "no",
-                      _short(row["default"]), value + flag])
+        table.append([row["name"], r.short(kind, 40), "yes" if row["required"] else "no",
+                      r.short(row["default"]), value + flag])
     r.table(["NAME", "TYPE", "REQUIRED", "DEFAULT", "VALUE"], table, title=title)
-
-
-def _short(value: Any, width: int = 60) -> str:
-    if value is None:
-        return ""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _plugin(r: Renderer, data: dict) -> None:
     p = data["plugin"]
-    fields = [("Id", p["id"]), ("Version", p["version"]), ("Label", p["label"]),
+    fields = [("Target", r.heading), ("Id", p["id"]), ("Version", p["version"]), ("Label", p["label"]),
               ("Description", p["description"]), ("Author", p.get("author")), ("Repository", p.get("repository")),
               ("Source", p.get("source")), ("Spec", p.get("spec")), ("Origin", p.get("origin")),
               ("Sha256", p["sha256"]), ("Installed", p.get("installed_at")), ("Enabled", p.get("enabled")),
@@ -286,12 +320,26 @@ def _plugin(r: Renderer, data: dict) -> None:
                 ptype = schema.get("type", "") if isinstance(schema, dict) else ""
                 pdesc = schema.get("description", "") if isinstance(schema, dict) else ""
                 r.plain(f"    - {pname} ({ptype}) {pdesc}".rstrip())
+    _requirements(r, p.get("requirements") or [], p.get("requirements_known", True))
     r.plain()
     _config_rows(r, p["config"], title="Config")
 
 
+def _requirements(r: Renderer, requirements: list[str], known: bool) -> None:
+    if not known:
+        r.plain("\nRequirements: unknown (the target does not report them and lbctl holds no copy of the package)")
+        return
+    if not requirements:
+        r.plain("\nRequirements: none")
+        return
+    r.plain("\nRequirements:")
+    for line in requirements:
+        r.plain(f"  {line}")
+
+
 def _config(r: Renderer, data: dict) -> None:
-    _config_rows(r, data["config"])
+    title = f"Config of {data.get('id') or 'the plugin'} on {r.heading}" if r.heading else None
+    _config_rows(r, data["config"], title=title)
 
 
 def _value(r: Renderer, data: dict) -> None:
@@ -305,11 +353,12 @@ def _exit_codes(r: Renderer, data: dict) -> None:
 
 def _summary_actions(r: Renderer, data: dict) -> None:
     _actions(r, data)
+    on = f" on {r.where}" if r.where else ""
     if data.get("summary") and data["actions"]:
-        r.note(data["summary"].capitalize() + ".")
+        r.note(data["summary"].capitalize() + on + ".")
     for live in data.get("live", []):
         error = f" ({live['error']})" if live.get("error") else ""
-        r.note(f"{live['id']} is {live['state']}{error}")
+        r.note(f"{live['id']} is {live['state']}{on}{error}")
 
 
 def _log_line(line: dict) -> str:
@@ -343,7 +392,7 @@ def _tools(r: Renderer, data: dict) -> None:
     if not data["tools"]:
         r.note("No tools (is the plugin running?).")
         return
-    r.table(["PLUGIN", "TOOL", "DESCRIPTION"], [[t["plugin"], t["name"], _short(t.get("description"))] for t in data["tools"]])
+    r.table(["PLUGIN", "TOOL", "DESCRIPTION"], [[t["plugin"], t["name"], r.short(t.get("description"))] for t in data["tools"]])
 
 
 def _commands(r: Renderer, data: dict) -> None:
@@ -351,7 +400,7 @@ def _commands(r: Renderer, data: dict) -> None:
         r.note("No commands (is the plugin running?).")
         return
     r.table(["PLUGIN", "COMMAND", "DESCRIPTION"],
-            [[c["plugin"], c["name"], _short(c.get("description"))] for c in data["commands"]])
+            [[c["plugin"], c["name"], r.short(c.get("description"))] for c in data["commands"]])
 
 
 def _call_result(r: Renderer, data: dict) -> None:
@@ -368,13 +417,15 @@ def _none(r: Renderer, data: dict) -> None:
 
 
 def _outdated(r: Renderer, data: dict) -> None:
+    on = f" on {r.heading}" if r.heading else ""
     if data["outdated"]:
-        r.table(["ID", "VERSION", "LATEST"], [[o["id"], o["version"], o["latest"]] for o in data["outdated"]])
+        r.table(["ID", "VERSION", "LATEST"], [[o["id"], o["version"], o["latest"]] for o in data["outdated"]],
+                title=f"Outdated{on}" if on else None)
     else:
-        r.note("Every marketplace install is up to date.")
+        r.note(f"Every marketplace install{on} is up to date.")
     if data["not_updatable"]:
         r.table(["ID", "SOURCE", "REASON"], [[n["id"], n["source"], n["reason"]] for n in data["not_updatable"]],
-                title="Not updatable")
+                title=f"Not updatable{on}")
 
 
 def _search(r: Renderer, data: dict) -> None:
@@ -382,7 +433,7 @@ def _search(r: Renderer, data: dict) -> None:
         r.note("No plugins found.")
         return
     rows = [[p["id"] + (" (installed)" if p["installed"] else ""), p["latest_version"], p["install_count"],
-             _short(p["description"])] for p in data["plugins"]]
+             r.short(p["description"])] for p in data["plugins"]]
     r.table(["ID", "LATEST", "INSTALLS", "DESCRIPTION"], rows)
     shown = len(data["plugins"])
     r.note(f"Page {data['page']}: {shown} of {data['total']} matches.")
@@ -399,6 +450,13 @@ def _market_plugin(r: Renderer, data: dict) -> None:
             r.plain(f"{key + ':':<13}{value}")
     if data.get("versions") is not None:
         r.plain("Versions:    " + ", ".join(data["versions"]))
+
+
+def _bundle(r: Renderer, data: dict) -> None:
+    bundle = data["bundle"]
+    for f in bundle["files"]:
+        r.plain(f"saved {f['id']} {f['version']} -> {f['path']}")
+    r.plain(f"wrote {bundle['file']} ({_plural(len(data['plugins']), 'plugin')})")
 
 
 def _files(r: Renderer, data: dict) -> None:
@@ -435,8 +493,6 @@ def _doctor(r: Renderer, data: dict) -> None:
     for c in data["checks"]:
         verdict = r.paint("ok  ", "green", err=False) if c["ok"] else r.paint("FAIL", "red", err=False)
         r.plain(f"{c['name']:<{width}}  {c['detail']}", prefix=verdict + " ")
-        if not c["ok"] and c.get("hint"):
-            r.note(f"hint ({c['name']}): {c['hint']}")
 
 
 def _plural(count: int, noun: str) -> str:
@@ -472,7 +528,7 @@ def _target(r: Renderer, data: dict) -> None:
 TABLES: dict[str, Callable[[Renderer, Any], None]] = {
     "message": _message, "targets": _targets, "target": _target,
     "actions": _summary_actions, "list": _list, "outdated": _outdated, "search": _search,
-    "market_plugin": _market_plugin, "files": _files, "verify": _verify, "cache": _cache,
+    "market_plugin": _market_plugin, "files": _files, "bundle": _bundle, "verify": _verify, "cache": _cache,
     "cache_cleared": _cache_cleared, "logs": _logs, "runtime_status": _runtime_status,
     "live_states": _live_states, "tools": _tools, "commands": _commands, "call_result": _call_result,
     "none": _none, "plugin": _plugin, "config": _config, "value": _value,

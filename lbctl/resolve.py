@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Callable, TypeVar
 from lbctl import lbpkg
 from lbctl.errors import InvalidSpecError, NotFoundError, PackageInvalidError, PackageMismatchError, UsageError
 from lbctl.fsutil import sha256_file
-from lbctl.models import PackageInfo, Record
-from lbctl.specs import Spec, marketplace_spec, parse_spec, select_version
+from lbctl.models import Candidate, PackageInfo, Record
+from lbctl.specs import Spec, compare_versions, marketplace_spec, parse_spec, select_version
 
 if TYPE_CHECKING:
     from lbctl.context import Context
@@ -25,29 +25,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    info: PackageInfo
-    path: Path  # the verified package file (the user's file, or one in the download cache)
-    source: str
-    origin: str
-    spec: str | None = None
-
-    @property
-    def id(self) -> str:
-        return self.info.id
-
-
-def compare_versions(a: str, b: str) -> int:
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        va, vb = Version(a), Version(b)
-    except InvalidVersion:
-        va, vb = a, b  # type: ignore[assignment]
-    return (va > vb) - (va < vb)
 
 
 def read_local(path: Path, spec: str | None = None) -> Candidate:

@@ -171,6 +171,17 @@ def select_version(versions: list[str], spec: Spec, pre: bool = False) -> str:
     return found
 
 
+def compare_versions(a: str, b: str) -> int:
+    """-1, 0 or 1 as `a` is older, the same as or newer than `b` (as strings when either does not parse)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        va, vb = Version(a), Version(b)
+    except InvalidVersion:
+        va, vb = a, b  # type: ignore[assignment]
+    return (va > vb) - (va < vb)
+
+
 def _parse(version: str) -> Version | None:
     from packaging.version import InvalidVersion, Version
 

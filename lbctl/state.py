@@ -4,7 +4,7 @@ Layout of the home directory (owner-only: directories 0700, files 0600):
   state.json          schema, revision, plugins (records), config (per id; kept after uninstall)
   packages/<sha>.lbpkg every package in use, plus each plugin's previous one (for a rollback)
   files/              files uploaded as `file` config values
-  storage.db          the plugins' stored data (SQLite; lbctl.runtime.storage)
+  storage.db          the plugins' stored data (SQLite; StorageFile below, the runtime host's Storage)
   .lock               inter-process lock (flock)
 One atomic rename of state.json is the commit point of every change. Whatever a killed run left (temporary
 files, packages stored for a commit that never came) is removed by the next run that gets the lock.
@@ -23,16 +23,18 @@ import copy
 import json
 import os
 import re
+import stat
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Iterator
+from typing import Any, Final, Iterable, Iterator
 
 from lbctl import interrupts
-from lbctl.errors import LbctlError, LockedError, StateCorruptError
-from lbctl.fsutil import (PRIVATE_FILE, copy_atomic, fsync_path, is_sha256, private_dir, read_own_file,
-                          read_own_file_stat, remove_stale_temporaries, sha256_file, write_atomic, writing_to)
+from lbctl.errors import EnvironmentUnusableError, LbctlError, LockedError, PreconditionError, StateCorruptError
+from lbctl.fsutil import (PRIVATE_FILE, NotRegularFile, copy_atomic, file_kind, fsync_path, is_sha256, private_dir,
+                          read_own_file, read_own_file_stat, remove_stale_temporaries, sha256_file, unusable,
+                          write_atomic, writing_to)
 from lbctl.models import PackageInfo, Record
 
 SCHEMA: Final = 1
@@ -238,9 +240,7 @@ class Environment:
             state.purging = []  # no storage.db: nothing stored to delete
             self._save(state)
             return
-        from lbctl.runtime.storage import Storage
-
-        storage = Storage(self.storage_file, timeout=self.lock_timeout)
+        storage = StorageFile(self.storage_file, timeout=self.lock_timeout)
         try:
             storage.begin_purge("plugin", state.purging, timeout=self.lock_timeout)
             try:
@@ -281,9 +281,7 @@ class Environment:
         if not state.purging:
             return state
         if os.path.lexists(self.storage_file):
-            from lbctl.runtime.storage import Storage
-
-            storage = Storage(self.storage_file, timeout=self.lock_timeout)
+            storage = StorageFile(self.storage_file, timeout=self.lock_timeout)
             try:
                 storage.begin_purge("plugin", state.purging, timeout=self.lock_timeout)
                 storage.commit()
@@ -406,3 +404,119 @@ class Environment:
             yield
         finally:
             os.close(fd)
+
+
+# --- storage.db ----------------------------------------------------------------------------------------
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS storage (
+    owner_type TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (owner_type, owner, key)
+)
+"""
+
+
+BUSY_HINT: Final = "Another process holds the plugin storage (a runtime host?); nothing was changed: stop it or retry."
+DAMAGED_HINT: Final = ("Move it away (the plugins' stored data in it is lost) or restore it from a backup; lbctl "
+                       "creates a new one.")
+
+
+def storage_error(exc: Exception, path: Path, doing: str) -> LbctlError:
+    """What an SQLite error means for the user: another process holds the database (6), the disk or the file
+    cannot be used (6)."""
+    import sqlite3  # 3 ms of every start that commands not touching storage.db need not pay
+
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return PreconditionError(f"Cannot {doing}: the plugin storage ({path.name}) is busy: {text}", hint=BUSY_HINT)
+    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+        return EnvironmentUnusableError(f"Cannot {doing}: {path} is not an SQLite database ({text})",
+                                        hint=DAMAGED_HINT)
+    return EnvironmentUnusableError(f"Cannot {doing}: the plugin storage ({path}): {text}",
+                                    hint="Free some space, or make the home writable.")
+
+
+class StorageFile:
+    """HOME/storage.db, opened: the plugins' stored data, rows of (owner_type, owner, key, value). The runtime host
+    reads and writes it (lbctl.runtime.storage.Storage); the environment deletes the rows of a purged plugin."""
+
+    def __init__(self, path: Path, *, timeout: float = 5.0):
+        import sqlite3
+
+        self.path = path
+        _check_file(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o600))
+        except OSError as exc:
+            raise unusable(exc, path, "open") from None
+        _check_file(path)  # what was created or opened, in case something took its place meanwhile
+        try:
+            self._db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise storage_error(exc, path, "open the plugin storage") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise storage_error(exc, path, "open the plugin storage") from None
+
+    def purge(self, owner_type: str, owner: str) -> None:
+        self._db.execute("DELETE FROM storage WHERE owner_type=? AND owner=?", (owner_type, owner))
+
+    def begin_purge(self, owner_type: str, owners: Iterable[str], *, timeout: float) -> None:
+        """Delete the owners' rows in a transaction left open: `commit()` or `rollback()` ends it. LbctlError
+        (nothing changed) when another process holds the database for longer than `timeout`."""
+        import sqlite3
+
+        try:
+            self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self.path, "delete the stored data") from None
+        try:
+            for owner in owners:
+                self.purge(owner_type, owner)
+        except BaseException as exc:
+            self.rollback()
+            if isinstance(exc, sqlite3.Error):
+                raise storage_error(exc, self.path, "delete the stored data") from None
+            raise
+
+    def commit(self) -> None:
+        import sqlite3
+
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self.path, "delete the stored data") from None
+
+    def rollback(self) -> None:
+        import sqlite3
+
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolls back what it could not commit when the connection closes
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _check_file(path: Path) -> None:
+    """storage.db is a regular file or does not exist yet: a FIFO, a device or a dangling link is refused."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as exc:
+        if os.path.islink(path):
+            raise unusable(exc, path, "open") from None
+        return
+    except OSError as exc:
+        raise unusable(exc, path, "open") from None
+    if not stat.S_ISREG(mode):
+        raise unusable(NotRegularFile(path, file_kind(mode)), path, "open")

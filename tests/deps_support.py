@@ -88,3 +88,124 @@ class RecordingProxy:
 
     def close(self) -> None:
         self._sock.close()
+
+
+BACKEND = '''\
+"""A PEP 517 build backend that leaves a trace: importing it appends its environment to MARKER."""
+import base64, hashlib, io, json, os, zipfile
+
+MARKER = {marker!r}
+NAME, VERSION = {name!r}, {version!r}
+with open(MARKER, "a") as stream:
+    stream.write(json.dumps(dict(os.environ)) + "\\n")
+
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    module, info = NAME.replace("-", "_"), NAME.replace("-", "_") + "-" + VERSION + ".dist-info"
+    files = {{module + "/__init__.py": "BUILT = True\\n",
+             info + "/METADATA": "Metadata-Version: 2.1\\nName: " + NAME + "\\nVersion: " + VERSION + "\\n",
+             info + "/WHEEL": "Wheel-Version: 1.0\\nGenerator: lbctl-tests\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"}}
+    digest = lambda data: base64.urlsafe_b64encode(hashlib.sha256(data.encode()).digest()).rstrip(b"=").decode()
+    files[info + "/RECORD"] = "".join(f"{{p}},sha256={{digest(d)}},{{len(d)}}\\n" for p, d in files.items()) + info + "/RECORD,,\\n"
+    filename = module + "-" + VERSION + "-py3-none-any.whl"
+    with zipfile.ZipFile(os.path.join(wheel_directory, filename), "w") as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+    return filename
+'''
+
+
+def source_tree(directory: Path, name: str, version: str, marker: Path) -> Path:
+    """A project whose build, started by anyone, appends the builder's environment to `marker`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "pyproject.toml").write_text('[build-system]\nrequires = []\nbuild-backend = "backend"\n'
+                                              'backend-path = ["."]\n')
+    (directory / "backend.py").write_text(BACKEND.format(marker=str(marker), name=name, version=version))
+    (directory / "PKG-INFO").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    return directory
+
+
+def make_sdist(directory: Path, name: str, version: str, marker: Path) -> Path:
+    """`source_tree` as NAME-VERSION.tar.gz in `directory` (a source distribution pip would build)."""
+    import tarfile
+
+    base = f"{name.replace('-', '_')}-{version}"
+    tree = source_tree(directory / ".src" / base, name, version, marker)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{base}.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        archive.add(tree, arcname=base)
+    shutil.rmtree(directory / ".src")
+    return path
+
+
+class RecordingIndex:
+    """A PEP 503 index of the files in `root` on loopback that records every request line it gets.
+
+    `RecordingIndex(None)` serves nothing: a host that must never be asked anything.
+    """
+
+    def __init__(self, root: Path | None) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        index = self
+        self.root, self.requests = root, []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                index.requests.append(f"{self.command} {self.path}")
+                body, kind = index._answer(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            do_POST = do_HEAD = do_GET  # noqa: N815
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def _answer(self, path: str) -> tuple[bytes | None, str]:
+        import re
+
+        if self.root is None:
+            return None, "text/plain"
+        if path.startswith("/simple/"):
+            wanted = re.sub(r"[-_.]+", "-", path[len("/simple/"):].strip("/")).lower()
+            links = [f'<a href="/files/{f.name}">{f.name}</a>' for f in sorted(self.root.iterdir())
+                     if re.sub(r"[-_.]+", "-", f.name.split("-")[0]).lower() == wanted]
+            return (f"<html><body>{''.join(links)}</body></html>".encode() if links else None), "text/html"
+        if path.startswith("/files/") and (self.root / path[len("/files/"):]).is_file():
+            return (self.root / path[len("/files/"):]).read_bytes(), "application/octet-stream"
+        return None, "text/plain"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def store_unchecked(home: Path, plugin_id: str, data: bytes) -> Path:
+    """Put a package in the environment as an older lbctl would have, without today's checks; its stored path."""
+    import datetime
+
+    from lbctl.models import Record
+    from lbctl.state import Environment
+
+    sha = hashlib.sha256(data).hexdigest()
+    source = home.parent / f"{plugin_id.replace('/', '-')}.lbpkg"
+    source.write_bytes(data)
+    env = Environment(home)
+    with env.transaction() as state:
+        env.store_package(source, sha)
+        now = datetime.datetime.now(datetime.timezone.utc).isoformat()
+        state.plugins[plugin_id] = Record(plugin_id, "0.1.0", "local", sha, now)
+    return env.package_path(sha)

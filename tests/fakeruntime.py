@@ -4,6 +4,7 @@ Run as `python tests/fakeruntime.py [lbp rt flags]`. Every notable event is appe
 $FAKE_RUNTIME_LOG. A plugin's config drives its behaviour:
   {"fake": "fail"}   apply answers state "failed" (as a failed dependency preparation does)
   {"file": KEY}      on apply, ask the host for that config file
+  {"fake": "slow"}   list_plugins takes 1 s to answer and remove_plugin_installation 2 s
 Tool "die" makes the runtime exit at once; a command whose text contains "boom" ends in an error frame, one
 with "raise" fails as a plugin that raised does. As the real runtime, it starts one worker process per plugin
 in the artifact's directory, and worker and runtime log in the SDK's format to the same stderr.
@@ -115,6 +116,8 @@ class FakeRuntime:
                 record(event="host_api", action=action, ok=False, message=str(exc))
 
     async def do_remove_plugin_installation(self, data: dict, context: dict) -> dict:
+        if (self.installations.get(context["installation_uuid"]) or {}).get("config", {}).get("fake") == "slow":
+            await asyncio.sleep(2.0)
         self.installations.pop(context["installation_uuid"], None)
         self.stop_worker(context["installation_uuid"])
         return {"installation_uuid": context["installation_uuid"], "state": "removed"}
@@ -134,6 +137,8 @@ class FakeRuntime:
         inst = self.current(context)
         if inst is None:
             return {"plugins": []}
+        if inst["config"].get("fake") == "slow":
+            await asyncio.sleep(1.0)
         author, name = inst["id"].split("/")
         meta = {"author": author, "name": name, "version": "0.1.0"}
         return {"plugins": [{"manifest": {"manifest": {"metadata": meta}}, "status": "initialized"}]}

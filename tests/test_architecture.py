@@ -102,6 +102,109 @@ def test_nothing_but_the_renderer_calls_print(rel):
     assert calls == [], f"lbctl/{rel} calls print() on lines {calls}"
 
 
+# The layers of docs/style.md §11, top to bottom: a module imports its own layer or those below, never above.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("lbctl.cli", "lbctl.__main__"),
+    ("lbctl.render",),
+    ("lbctl.ops",),
+    ("lbctl.targets",),
+    ("lbctl.resolve", "lbctl.plan", "lbctl.context"),
+    ("lbctl.marketplace", "lbctl.langbot", "lbctl.http", "lbctl.runtime", "lbctl.cache", "lbctl.index",
+     "lbctl.wheelhouse", "lbctl.userconfig"),
+    ("lbctl.lbpkg", "lbctl.configschema", "lbctl.plugins_file", "lbctl.requirements", "lbctl.specs", "lbctl.state",
+     "lbctl.settings", "lbctl.fsutil", "lbctl.tomlio", "lbctl.ids", "lbctl.interrupts"),
+    ("lbctl.models", "lbctl.errors", "lbctl"),
+)
+
+
+def layer(module: str) -> int:
+    """0 for the top layer; the longest matching prefix wins (`lbctl` itself is the package's version)."""
+    found = [(len(prefix), depth) for depth, prefixes in enumerate(LAYERS) for prefix in prefixes
+             if module == prefix or module.startswith(prefix + ".")]
+    assert found, f"{module} is in no layer of LAYERS: place it"
+    return max(found)[1]
+
+
+def module_edges(rel: str) -> set[str]:
+    """The lbctl modules `rel` imports, anywhere in it (TYPE_CHECKING and function bodies included).
+
+    As import-linter counts them, `from pkg import sub` is an import of the submodule `pkg.sub`, not of `pkg`.
+    """
+    known = {module_name(m) for m in modules()}
+    package = module_name(rel) if rel.endswith("__init__.py") else module_name(rel).rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree(rel)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")
+                base = ".".join(anchor[: len(anchor) - (node.level - 1)] + ([base] if base else []))
+            names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            while parts and ".".join(parts) not in known:
+                parts.pop()
+            if parts:
+                found.add(".".join(parts))
+    found.discard(module_name(rel))
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    return {module_name(rel): module_edges(rel) for rel in modules()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for dep in sorted(graph.get(node, ())):
+            if dep not in index:
+                visit(dep)
+                low[node] = min(low[node], low[dep])
+            elif dep in stack:
+                low[node] = min(low[node], index[dep])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_finds_a_circle_and_nothing_else():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circles():
+    assert cycles(import_graph()) == []
+
+
+def test_no_import_points_back_up_a_layer():
+    upward = sorted(f"{module} -> {dep}" for module, deps in import_graph().items() for dep in deps
+                    if layer(dep) < layer(module))
+    assert upward == []
+
+
 def imported_modules(code: str) -> set[str]:
     proc = subprocess.run([sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True,
                           timeout=60)

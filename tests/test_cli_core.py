@@ -261,7 +261,7 @@ def test_list_bad_source_is_a_usage_error(lbctl, three, home):
 
 
 def test_list_of_an_empty_home(lbctl, home):
-    assert envelope(lbctl("list", "--json"), "list")["data"] == {"plugins": []}
+    assert envelope(lbctl("list", "--json"), "list")["data"] == {"plugins": [], "target": "local"}
     result = lbctl("list")
     assert result.exit_code == 0 and result.stdout == ""
     assert not home.exists(), "reading must not create the environment"

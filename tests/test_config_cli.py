@@ -433,7 +433,7 @@ def test_get_prints_the_raw_value(lbctl, typed):
     assert run.exit_code == 0 and run.stdout == "Hello there\n", run.output
     assert tags.exit_code == 0 and json.loads(tags.stdout) == ["a", "b"], tags.output
     assert doc(lbctl("config", "get", typed, "title", "--json"), "config get")["data"] == {
-        "key": "title", "value": "Hello there"}
+        "key": "title", "value": "Hello there", "default_used": False, "target": "local"}
 
 
 def test_get_masks_secrets_unless_reveal(lbctl, vault):
@@ -444,7 +444,7 @@ def test_get_masks_secrets_unless_reveal(lbctl, vault):
         assert masked.exit_code == 0 and masked.stdout == "***\n", masked.output
         no_secret(masked)
         masked_json = doc(lbctl("config", "get", vault, key, "--json"), "config get")
-        assert masked_json["data"] == {"key": key, "value": "***"}
+        assert masked_json["data"] == {"key": key, "value": "***", "default_used": False, "target": "local"}
 
         revealed = lbctl("config", "get", vault, key, "--reveal")
         assert revealed.exit_code == 0 and revealed.stdout == secret + "\n", revealed.output
@@ -467,7 +467,10 @@ def test_unset_removes_stored_values(lbctl, typed, home):
     assert (action["action"], action["status"]) == ("config", "done")
     assert "count" not in stored(home, typed) and "title" not in stored(home, typed)
     assert stored(home, typed)["mode"] == "b"
-    assert get_value(lbctl, typed, "count") is None
+    # Unset, a key has its default again (marked as such), and one without a default has no value.
+    count = doc(lbctl("config", "get", typed, "count", "--json"), "config get")["data"]
+    assert (count["value"], count["default_used"]) == (1, True)
+    assert get_value(lbctl, typed, "title") is None
 
 
 def test_unset_of_a_key_with_no_stored_value_writes_nothing(lbctl, typed, home):

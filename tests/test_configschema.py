@@ -229,11 +229,15 @@ def test_rows():
     values = {"count": 3, "api_key": "sk", "legacy": "x"}
     got = cs.rows(schema, values)
     assert [r["name"] for r in got] == ["greeting", "count", "mode", "api_key", "legacy"]
-    assert got[0] == {"name": "greeting", "type": "string", "required": True, "default": "hi", "value": None,
-                      "secret": False, "missing": True, "in_schema": True}
+    # Nothing stored: the effective value is the default, which fills a required item (as LangBot counts it).
+    assert got[0] == {"name": "greeting", "type": "string", "required": True, "default": "hi", "value": "hi",
+                      "default_used": True, "secret": False, "missing": False, "in_schema": True}
+    assert (got[1]["value"], got[1]["default_used"]) == (3, False)
     assert (got[3]["value"], got[3]["default"], got[3]["secret"], got[3]["missing"]) == ("***", "***", True, False)
     assert got[4] == {"name": "legacy", "type": None, "required": False, "default": None, "value": "x",
-                      "secret": False, "missing": False, "in_schema": False}
+                      "default_used": False, "secret": False, "missing": False, "in_schema": False}
+    no_default = cs.rows(({"name": "token", "type": "string", "required": True},), {})[0]
+    assert (no_default["value"], no_default["default_used"], no_default["missing"]) == (None, False, True)
     assert cs.rows(schema, values, reveal=True)[3]["value"] == "sk"
 
 

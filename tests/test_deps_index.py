@@ -56,10 +56,10 @@ def test_doctor_names_each_requirement_that_does_not_resolve_and_why(lbctl, tmp_
     check = dependencies(result)
     assert check["ok"] is False
     assert check["detail"] == (
-        f"not resolvable from wheelhouse {wheelhouse / 'wheels'}: "
-        "lbctl-tests/one: lbctl-test-missing (not found); "
-        "lbctl-tests/three: lbctl-test-alpha>=2 (no matching version; available: 1.0); "
-        "lbctl-tests/two: lbctl-test-beta (needs lbctl-test-gamma>=1, not found)")
+        f"not resolvable as wheels from wheelhouse {wheelhouse / 'wheels'}: "
+        "lbctl-tests/one: lbctl-test-missing (no wheel found); "
+        "lbctl-tests/three: lbctl-test-alpha>=2 (no matching wheel; available: 1.0); "
+        "lbctl-tests/two: lbctl-test-beta (needs lbctl-test-gamma>=1, no wheel found)")
     assert "lbctl deps download" in check["hint"]
     assert {"code": "check_failed", "message": f"dependencies: {check['detail']}", "hint": check["hint"],
             "plugin": None} in result.json["errors"]
@@ -190,3 +190,19 @@ def test_deps_download_offline_takes_only_what_the_wheelhouse_already_has(lbctl,
     missing = lbctl("--offline", "deps", "download", "-d", wheelhouse, "--json")
     assert missing.exit_code == 5 and missing.json["errors"][0]["plugin"] == "lbctl-tests/one", missing.output
     assert sorted(p.name for p in (wheelhouse / "wheels").iterdir()) == before
+
+
+def test_relative_wheelhouse_paths_mean_the_current_directory(lbctl, tmp_path, wheelhouse, monkeypatch):
+    make_wheel(wheelhouse / "wheels", "lbctl-test-gamma", "1.5")
+    install(lbctl, tmp_path, "two", "lbctl-test-beta\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LBCTL_WHEELHOUSE", "wh")
+
+    saved = lbctl("--offline", "deps", "download", "-d", "wh", "--json")
+    check = dependencies(lbctl("doctor", "--offline", "--json"))
+
+    assert saved.exit_code == 0, saved.output
+    assert [w["path"] for w in saved.json["data"]["wheels"]] == [
+        str(tmp_path / "wh" / "wheels" / "lbctl_test_beta-2.0-py3-none-any.whl"),
+        str(tmp_path / "wh" / "wheels" / "lbctl_test_gamma-1.5-py3-none-any.whl")]
+    assert check["ok"] is True, check

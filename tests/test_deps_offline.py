@@ -13,6 +13,7 @@ from pkgfactory import make_lbpkg
 from test_runtime_support import start_host  # noqa: F401
 
 from conftest import tree_snapshot
+from lbctl import lbpkg
 from lbctl.context import Context
 from lbctl.errors import NotFoundError
 from lbctl.ops.deps import download_wheels
@@ -67,7 +68,8 @@ def test_plugins_start_from_the_wheelhouse_alone_and_a_restart_reinstalls_nothin
 def test_download_wheels_for_another_python_takes_published_wheels(tmp_path, packages):
     ctx = Context(resolve({"home": tmp_path / "home"}, os.environ))
 
-    wheels = download_wheels(ctx, packages, tmp_path / "dist", python_version="3.12", platform="manylinux2014_x86_64")
+    plugins = [(info.id, info.requirements) for info in map(lbpkg.read_file, packages)]
+    wheels = download_wheels(ctx, plugins, tmp_path / "dist", python_version="3.12", platform="manylinux2014_x86_64")
 
     mmh3 = next(w for w in wheels if w["name"] == "mmh3")
     assert "-cp312-" in mmh3["file"] and "manylinux" in mmh3["file"]

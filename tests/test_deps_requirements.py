@@ -30,6 +30,19 @@ REFUSED = {
     "langbot-plugin direct URL": ("langbot-plugin @ https://example.com/langbot_plugin-0.7.18-py3-none-any.whl\n",
                                   "line 1: langbot-plugin cannot be a direct URL"),
 }
+# What the runtime accepts but lbctl does not: pip would fetch, build and run it, or fill it from the environment.
+UNSAFE = {
+    "a direct URL": ("requests\nfoo @ https://example.com/foo-1.0-py3-none-any.whl\n",
+                     "line 2: direct references (name @ URL) are not allowed"),
+    "a local directory": ("x @ file:///some/dir\n", "line 1: direct references"),
+    "an sdist on another host": ("x @ http://other-host/x.tar.gz\n", "line 1: direct references"),
+    "a variable in a URL": ("x @ https://h.example/${LBCTL_API_KEY}/x.whl\n", "line 1: ${...} is not allowed"),
+    "a variable in a marker": ('humanize; platform_release == "${LANGBOT_API_KEY}"\n', "line 1: ${...} is not allowed"),
+    "a variable on the sdk's line": ("langbot-plugin>=${V}\n", "line 1: ${...} is not allowed"),
+    "a name pip reads as a file": ("# local\nfoo.whl\n", "line 2: pip would read 'foo.whl' as a local path"),
+    "an archive name with extras": ("Foo.Tar.GZ[x]\n", "line 1: pip would read 'Foo.Tar.GZ[x]' as a local path"),
+    "a path as an arbitrary version": ("foo===./x/y\n", "line 1: pip would read 'foo===./x/y' as a local path"),
+}
 
 
 def package(tmp_path, text: str | bytes):
@@ -38,9 +51,9 @@ def package(tmp_path, text: str | bytes):
     return path
 
 
-@pytest.mark.parametrize("case", sorted(REFUSED))
+@pytest.mark.parametrize("case", sorted(REFUSED) + sorted(UNSAFE))
 def test_install_refuses_what_the_runtime_would_refuse(case, lbctl, tmp_path):
-    text, reason = REFUSED[case]
+    text, reason = {**REFUSED, **UNSAFE}[case]
     path = package(tmp_path, text)
     before = tree_snapshot(tmp_path / "home", tmp_path / "cache")
 
@@ -50,14 +63,14 @@ def test_install_refuses_what_the_runtime_would_refuse(case, lbctl, tmp_path):
     (error,) = result.json["errors"]
     assert error["code"] == "invalid_package"
     assert reason in error["message"], error
-    assert "dependency_prepare_failed" in error["hint"]
+    assert ("dependency_prepare_failed" if case in REFUSED else "released") in error["hint"]
     assert tree_snapshot(tmp_path / "home", tmp_path / "cache") == before
     assert not (tmp_path / "home").exists()
 
 
-@pytest.mark.parametrize("case", sorted(REFUSED))
+@pytest.mark.parametrize("case", sorted(REFUSED) + sorted(UNSAFE))
 def test_inspect_refuses_it_with_the_same_reason(case, lbctl, tmp_path):
-    text, reason = REFUSED[case]
+    text, reason = {**REFUSED, **UNSAFE}[case]
     path = package(tmp_path, text)
     result = lbctl("inspect", path)
 
@@ -74,8 +87,8 @@ ACCEPTED = {
         "# deps\n\n  requests[socks] >= 2.31 ; python_version >= '3.8'  \nmmh3\n",
         ('requests[socks]>=2.31; python_version >= "3.8"', "mmh3")),
     "a sdk line a marker excludes": ('langbot-plugin>=99; python_version < "3"\nhumanize\n', ("humanize",)),
-    "a direct URL for another package": ("foo @ https://example.com/foo-1.0-py3-none-any.whl\n",
-                                         ("foo @ https://example.com/foo-1.0-py3-none-any.whl",)),
+    "a dollar sign without braces": ('humanize; platform_release != "$HOME"\n',
+                                     ('humanize; platform_release != "$HOME"',)),
     "exactly 1024": (MANY.split("pkg1024")[0], tuple(f"pkg{i}" for i in range(1024))),
 }
 
@@ -97,3 +110,26 @@ def test_the_runtime_accepts_these_so_lbctl_does(case, lbctl, tmp_path):
 def _without_requirements(data: bytes) -> bytes:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return zip_entries({n: archive.read(n) for n in archive.namelist() if n != "requirements.txt"})
+
+
+def test_a_marketplace_package_or_a_plugins_file_entry_is_refused_the_same_way(lbctl, tmp_path, monkeypatch):
+    from fakemarket import FakeMarket
+
+    unsafe = "x @ http://127.0.0.1:9/x.tar.gz\n"
+    with FakeMarket() as market:
+        market.add_raw("acme", "smuggle", "1.0.0", make_lbpkg("acme", "smuggle", "1.0.0",
+                                                              extra_files={"requirements.txt": unsafe}))
+        monkeypatch.setenv("LBCTL_INDEX_URL", market.url)
+        from_market = lbctl("install", "acme/smuggle", "--json")
+        downloaded = lbctl("download", "acme/smuggle", "-d", tmp_path / "dl", "--with-deps", "--json")
+    path = package(tmp_path, unsafe)
+    plugins = tmp_path / "plugins.toml"
+    plugins.write_text(f'[[plugin]]\nid = "lbctl-tests/reqs"\npath = "{path.name}"\n')
+    from_file = lbctl("sync", plugins, "--json")
+
+    for result in (from_market, downloaded, from_file):
+        assert result.exit_code == 2, result.output
+        assert "requirements.txt line 1: direct references (name @ URL) are not allowed" in \
+            result.json["errors"][0]["message"], result.json
+    assert not (tmp_path / "home").exists()
+    assert not (tmp_path / "dl").exists() or not any((tmp_path / "dl").iterdir())

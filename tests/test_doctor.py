@@ -100,6 +100,19 @@ def test_missing_package_file_fails_the_packages_check(lbctl, installed):
     assert "lbctl install --force" in result.stderr
 
 
+def test_a_failure_and_its_hint_are_printed_once(lbctl, installed):
+    installed.unlink()
+
+    result = lbctl("doctor", "--offline")
+
+    assert result.exit_code == 1
+    hint = "Reinstall them with `lbctl install --force ID`; `lbctl verify` lists them."
+    assert (result.stdout + result.stderr).count(hint) == 1, result.output
+    assert [line for line in result.stdout.splitlines() if line.startswith("FAIL")] == [
+        f"FAIL packages      missing: {FIXTURE_ID}"]
+    assert result.stderr == f"error: packages: missing: {FIXTURE_ID}\nhint: {hint}\n"
+
+
 def test_tampered_package_fails_the_packages_check(lbctl, installed):
     installed.write_bytes(installed.read_bytes() + b"tampered")
 

@@ -62,7 +62,7 @@ def test_the_lbctl_service_provisions_langbot_and_a_second_run_changes_nothing(l
 
         second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
         assert second.returncode == 0, second.stderr
-        assert second.stdout == "" and "Nothing to do." in second.stderr
+        assert second.stdout == "" and "Nothing to do on " in second.stderr
         assert server.api("/system/tasks?type=user&kind=plugin-operation")["data"]["tasks"] == tasks
     finally:
         server.remove_all_plugins()

@@ -86,6 +86,39 @@ def test_freeze_writes_pinned_and_sync_honours_it(lbctl, market, tmp_path, monke
     assert ok(lbctl("sync", str(tmp_path / "plugins.toml"), "--json")).json["data"]["actions"] == []
 
 
+
+def test_freeze_writes_the_pin_reason_and_sync_keeps_it(lbctl, market, tmp_path, monkeypatch):
+    ok(lbctl("install", f"{ID}==1.1.0"))
+    ok(lbctl("pin", ID, "--reason", "2.x breaks our bot"))
+    frozen = ok(lbctl("freeze")).stdout
+    assert 'pinned = true\npin_reason = "2.x breaks our bot"\n' in frozen, frozen
+    assert ok(lbctl("freeze", "--json")).json["data"]["plugins"][0]["pin_reason"] == "2.x breaks our bot"
+    file = tmp_path / "plugins.toml"
+    file.write_text(frozen)
+
+    monkeypatch.setenv("LBCTL_HOME", str(tmp_path / "other-home"))
+    synced = ok(lbctl("sync", str(file), "--json")).json["data"]["actions"]
+    assert ("pin", "done", "2.x breaks our bot") in [(a["action"], a["status"], a["reason"]) for a in synced]
+    assert ok(lbctl("outdated", "--json")).json["data"]["not_updatable"] == [
+        {"id": ID, "source": "marketplace", "reason": "pinned: 2.x breaks our bot"}]
+    assert ok(lbctl("sync", str(file), "--json")).json["data"]["actions"] == []
+
+    # A new reason in the file is applied; a file without one leaves the target's reason alone.
+    file.write_text(frozen.replace("2.x breaks our bot", "waiting for 2.1"))
+    ok(lbctl("sync", str(file)))
+    assert ok(lbctl("outdated", "--json")).json["data"]["not_updatable"][0]["reason"] == "pinned: waiting for 2.1"
+    file.write_text(frozen.replace('pin_reason = "2.x breaks our bot"\n', ""))
+    assert ok(lbctl("sync", str(file), "--json")).json["data"]["actions"] == []
+
+
+def test_a_pin_reason_without_a_pin_is_refused_with_its_line(lbctl, market, tmp_path, home):
+    file = tmp_path / "plugins.toml"
+    file.write_text(f'[[plugin]]\nid = "{ID}"\npin_reason = "why"\n')
+    run = ok(lbctl("sync", str(file), "--json"), 2)
+    assert run.json["errors"][0]["code"] == "invalid_plugins_file"
+    assert f"{file}:1" in run.json["errors"][0]["message"] and "pinned = true" in run.json["errors"][0]["message"]
+
+
 # --- rollback ----------------------------------------------------------------------------------------------
 
 

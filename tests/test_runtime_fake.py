@@ -7,13 +7,14 @@ import os
 import re
 import signal
 import sys
+import time
 
 import pytest
 
 from lbctl import __version__
 from lbctl.errors import NotFoundError, NotInstalledError, PluginFailedError, PreconditionError
 from lbctl.runtime.client import RuntimeActionError
-from test_runtime_support import FAKE, PLUGIN, alive, install, set_config, start_host  # noqa: F401
+from test_runtime_support import FAKE, PLUGIN, alive, install, set_config, set_enabled, start_host  # noqa: F401
 
 
 @pytest.fixture
@@ -140,3 +141,15 @@ def test_second_host_on_the_same_environment_is_refused(fake, start_host):  # no
     assert second.proc.wait(30) == 6
     assert "already serving" in host.log.read_text()
     assert os.stat(host.home / "runtime" / "host.sock").st_mode & 0o777 == 0o600
+
+
+def test_a_disabled_plugin_stays_disabled_whatever_a_probe_in_flight_says(fake, tmp_path):
+    """A liveness probe answered while the plugin is being disabled (and removed) is an old answer: it must not
+    make the host report the plugin running again."""
+    host = fake({"fake": "slow"})
+    host.wait_state("running")
+    set_enabled(tmp_path / "home", False)
+
+    assert host.client.reconcile_and_wait([PLUGIN], 30)[PLUGIN] == {"state": "disabled", "error": None}
+    time.sleep(2)
+    assert [(p["id"], p["state"]) for p in host.client.status()["plugins"]] == [(PLUGIN, "disabled")]

@@ -153,7 +153,6 @@ MALFORMED = {
     "unknown plugin key": ('[[plugin]]\nid = "a/b"\nversion = "1.0"\nfoo = 1\n', ":4: unknown key 'foo'"),
     "bad id": ('[[plugin]]\nid = "not an id"\n', ":1:"),
     "no id": ('[[plugin]]\nversion = "1.0"\n', "needs an id"),
-    "missing path": ('[[plugin]]\nid = "a/b"\npath = "nowhere.lbpkg"\n', "does not exist"),
     "wrong type": ('[[plugin]]\nid = "a/b"\nenabled = "yes"\n', ":3: enabled must be a bool"),
     "bad sha": ('[[plugin]]\nid = "a/b"\nsha256 = "xyz"\n', "sha256"),
     "path and url": ('[[plugin]]\nid = "a/b"\npath = "x.lbpkg"\nurl = "https://h/x.lbpkg"\n', "both path and url"),
@@ -189,9 +188,22 @@ def test_invalid_config_in_the_file_is_refused(lbctl, populated, tmp_path, home)
     assert tree_snapshot(home) == before
 
 
-def test_missing_plugins_file(lbctl, tmp_path):
-    run = lbctl("sync", tmp_path / "nope.toml", "--json")
-    assert run.exit_code == 2 and "No such plugins file" in run.json["errors"][0]["message"]
+@pytest.mark.parametrize("command", [("sync",), ("install", "-r")])
+def test_a_missing_plugins_file_or_package_is_not_found_exit_5(lbctl, populated, tmp_path, home, command):
+    """Not found is 5 for every file (spec §6), as `install ./missing.lbpkg` is: the plugins file itself, and a
+    package it names that is neither at its path nor known by a sha256."""
+    file = tmp_path / "plugins.toml"
+    file.write_text('[[plugin]]\nid = "a/b"\npath = "nowhere.lbpkg"\n')
+    before = tree_snapshot(home)
+
+    missing = lbctl(*command, tmp_path / "nope.toml", "--json")
+    package = lbctl(*command, file, "--json")
+
+    assert missing.exit_code == 5 and missing.json["errors"][0]["code"] == "not_found", missing.output
+    assert "No such plugins file" in missing.json["errors"][0]["message"]
+    assert package.exit_code == 5 and package.json["errors"][0]["code"] == "not_found", package.output
+    assert f"{file}:1" in package.json["errors"][0]["message"] and "does not exist" in package.stdout
+    assert tree_snapshot(home) == before
 
 
 def test_install_r_adds_and_updates_but_removes_nothing(lbctl, populated, tmp_path, market):

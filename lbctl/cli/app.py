@@ -83,7 +83,7 @@ def _register() -> None:
 
 def invoke(argv: list[str], environ: Mapping[str, str]) -> int:
     """Run one command line; every failure becomes a rendered error and an exit code."""
-    from lbctl.cli import command_name
+    from lbctl.cli.argv import command_name
 
     _register()
     session = Session(environ, argv)
@@ -120,7 +120,7 @@ def _debug(session: Session, exc: BaseException, argv: list[str], environ: Mappi
 def _application(argv: list[str], environ: Mapping[str, str]) -> typer.Typer:
     """The application with only the command that `argv` names: building every command's parameters from its
     signature takes ~40 ms of each start. Help, completion and unknown names get the whole application."""
-    from lbctl.cli import command_name
+    from lbctl.cli.argv import command_name
 
     name = command_name(argv).split(" ")[0]
     only = copy.copy(app)

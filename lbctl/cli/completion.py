@@ -89,10 +89,14 @@ def complete_specs(ctx: Any, incomplete: str) -> list[str]:
 
 
 def installed_ids(flags: dict) -> list[str]:
+    from lbctl.errors import LbctlError
+    from lbctl.fsutil import read_own_file
+    from lbctl.state import MAX_STATE_BYTES
+
     home = _setting("home", flags)
-    try:
-        data = json.loads((Path(home) / "state.json").read_bytes()) if home else None
-    except (OSError, ValueError):
+    try:  # a FIFO or /dev/zero in its place must not hang or fill the shell's completion
+        data = json.loads(read_own_file(Path(home) / "state.json", MAX_STATE_BYTES)) if home else None
+    except (OSError, ValueError, LbctlError):
         return []
     plugins = data.get("plugins") if isinstance(data, dict) else None
     return sorted(pid for pid in plugins if isinstance(pid, str)) if isinstance(plugins, dict) else []
@@ -180,7 +184,7 @@ class _Lbctl:
         return self.source_template % self.source_vars()  # type: ignore[attr-defined]
 
     def get_completion_args(self) -> tuple[list[str], str]:
-        from lbctl.cli import GLOBAL_OPTIONS, hoist_global_options
+        from lbctl.cli.argv import GLOBAL_OPTIONS, hoist_global_options
 
         args, incomplete = super().get_completion_args()  # type: ignore[misc]
         if args and GLOBAL_OPTIONS.get(args[-1]):  # `--home <TAB>`: the value is being typed, keep it last

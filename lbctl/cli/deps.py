@@ -16,6 +16,8 @@ PythonVersion = Annotated[Optional[str], typer.Option("--python-version", metava
                                                       help="Wheels for this Python (default: the runtime's).")]
 Platform = Annotated[Optional[str], typer.Option("--platform", metavar="TAG",
                                                  help="Wheels for this platform tag (default: this machine's).")]
+AllowSdist = Annotated[bool, typer.Option("--allow-sdist", help="Build wheels from source distributions where no "
+                                          "wheel is published (runs their build code; this Python only).")]
 
 
 def register(app: typer.Typer) -> None:
@@ -24,11 +26,14 @@ def register(app: typer.Typer) -> None:
 
 
 @deps_app.command("download")
-def download(ctx: typer.Context, dest: Dest, python_version: PythonVersion = None, platform: Platform = None) -> None:
-    """Save the requirements of every installed plugin as wheels under DIR/wheels."""
+def download(ctx: typer.Context, dest: Dest, python_version: PythonVersion = None, platform: Platform = None,
+             allow_sdist: AllowSdist = False) -> None:
+    """Save the requirements of every installed plugin as wheels under DIR/wheels (published wheels only,
+    unless --allow-sdist)."""
     from lbctl.ops import deps
 
-    ctx.obj.render(deps.download(ctx.obj.context, dest, python_version=python_version, platform=platform))
+    ctx.obj.render(deps.download(ctx.obj.context, dest, python_version=python_version, platform=platform,
+                                 allow_sdist=allow_sdist))
 
 
 @index_app.command("serve")

@@ -22,11 +22,14 @@ def register(app: typer.Typer) -> None:
 
 def freeze(ctx: typer.Context,
            with_config: Annotated[bool, typer.Option("--with-config", help="Include each plugin's config.")] = False,
-           include_secrets: Annotated[bool, typer.Option("--include-secrets", help="Include secret config values.")] = False) -> None:
+           include_secrets: Annotated[bool, typer.Option("--include-secrets", help="Include secret config values.")] = False,
+           bundle: Annotated[Optional[Path], typer.Option("--bundle", metavar="DIR", help="Write DIR/plugins.toml beside copies of its local packages, for another machine.")] = None,
+           bundle_all: Annotated[bool, typer.Option("--bundle-all", help="With --bundle, copy the marketplace packages too (DIR then serves --find-links).")] = False) -> None:
     """Print a plugins file with the exact version, source and sha256 of everything installed."""
-    from lbctl.ops import sync as op
+    from lbctl.ops import environment
 
-    ctx.obj.render(op.freeze(ctx.obj.context, with_config=with_config, include_secrets=include_secrets))
+    ctx.obj.render(environment.freeze(ctx.obj.context, with_config=with_config, include_secrets=include_secrets,
+                                      bundle=bundle, bundle_all=bundle_all))
 
 
 def sync(ctx: typer.Context, file: Path,

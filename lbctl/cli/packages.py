@@ -123,12 +123,13 @@ def download(
     with_deps: Annotated[bool, typer.Option("--with-deps", help="Also save every requirement as wheels in DIR/wheels.")] = False,
     python_version: Annotated[Optional[str], typer.Option("--python-version", metavar="X.Y", help="Wheels for this Python (with --with-deps; default: the runtime's).")] = None,
     platform: Annotated[Optional[str], typer.Option("--platform", metavar="TAG", help="Wheels for this platform tag (with --with-deps).")] = None,
+    allow_sdist: Annotated[bool, typer.Option("--allow-sdist", help="Build wheels from source distributions where no wheel is published (with --with-deps; runs their build code).")] = False,
 ) -> None:
     """Save packages as DIR/author-name-version.lbpkg without installing them."""
     from lbctl.ops import download as op
 
     ctx.obj.render(op.download(ctx.obj.context, specs, dest, pre=pre, with_deps=with_deps,
-                               python_version=python_version, platform=platform))
+                               python_version=python_version, platform=platform, allow_sdist=allow_sdist))
 
 
 def pin(ctx: typer.Context, ids: PluginIds,

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from lbctl import interrupts
 from lbctl.context import Context
-from lbctl.errors import ConfirmationNeededError, LbctlError
+from lbctl.errors import CancelledError, ConfirmationNeededError, LbctlError
 from lbctl.models import Result
 from lbctl.render import Renderer, sanitize
 from lbctl.settings import Settings, resolve
@@ -57,13 +57,17 @@ class Session:
         return self.renderer.error(error, command)
 
     def confirm(self, message: str) -> bool:
+        """True when the user answers yes. No is their decision: CancelledError (exit 1), nothing changed and
+        no hint to bypass the question; a question that cannot be asked (no terminal) needs --yes (exit 2)."""
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
             raise ConfirmationNeededError(f"{message} (confirmation needed)",
                                           hint="Pass --yes to confirm when not on a terminal.")
         from rich.prompt import Confirm
         from rich.text import Text
 
-        return Confirm.ask(Text(sanitize(message)), console=self.renderer.console("err"), default=False)
+        if not Confirm.ask(Text(sanitize(message)), console=self.renderer.console("err"), default=False):
+            raise CancelledError("Cancelled; nothing changed")
+        return True
 
     def ask_secret(self, message: str) -> str:
         """A hidden prompt on a terminal; otherwise one line from stdin. Never from argv."""

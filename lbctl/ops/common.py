@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from lbctl.errors import ConfirmationNeededError, UsageError
@@ -43,8 +44,10 @@ def _unpin(step: Step) -> str | None:
     return f"{step.id} is pinned at {cur.version}{why}; install {cand.info.version} anyway?"
 
 
-def planned(command: str, steps: list[Step], *, failed: list[Action] = (), errors: list[dict] = ()) -> Result:
-    return actions_result(command, [*failed, *(s.action_line("planned") for s in steps)], errors=errors)
+def planned(command: str, steps: list[Step], *, target: Target | None = None, failed: list[Action] = (),
+            errors: list[dict] = ()) -> Result:
+    result = actions_result(command, [*failed, *(s.action_line("planned") for s in steps)], errors=errors)
+    return on(target, result) if target is not None else result
 
 
 def apply(command: str, target: Target, steps: list[Step], *, start: bool = True, failed: list[Action] = (),
@@ -56,7 +59,7 @@ def apply(command: str, target: Target, steps: list[Step], *, start: bool = True
         raise applied.failures[0]
     data = {"live": applied.live} if applied.live is not None else {}
     all_errors = [*errors, *applied.errors]
-    return actions_result(command, [*failed, *applied.actions], applied.warnings, all_errors, extra=data)
+    return on(target, actions_result(command, [*failed, *applied.actions], applied.warnings, all_errors, extra=data))
 
 
 def _nothing(steps: list[Step]) -> Applied:
@@ -69,3 +72,10 @@ def actions_result(command: str, actions: list[Action], warnings: list[str] = ()
                    *, extra: dict | None = None) -> Result:
     data = {"actions": [a.to_json() for a in actions], **(extra or {})}
     return Result(command, "actions", data, tuple(warnings), tuple(errors), 1 if errors else 0)
+
+
+def on(target: Target, result: Result) -> Result:
+    """`result` marked as `target`'s: the renderer names a target other than `local`, and JSON `data` gets a
+    `target` field."""
+    data = {**result.data, "target": target.name} if isinstance(result.data, dict) else result.data
+    return replace(result, data=data, target=target.name)

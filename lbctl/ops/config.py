@@ -13,7 +13,8 @@ from lbctl.context import Context
 from lbctl.errors import ConfigInvalidError, NotFoundError, UsageError
 from lbctl.fsutil import read_regular_file, read_text_file
 from lbctl.models import Action, Result
-from lbctl.ops.common import actions_result, apply
+from lbctl.ops.common import actions_result, apply, on
+from lbctl.targets import open_one
 from lbctl.ops.query import missing_config_warnings
 from lbctl.targets.base import Target
 
@@ -22,7 +23,7 @@ MAX_CONFIG_FILE = 10 * 1024 * 1024
 
 
 def _load(ctx: Context, plugin_id: str) -> tuple[Target, str, tuple[dict, ...], dict]:
-    target = ctx.target
+    target = open_one(ctx)
     plugin_id = target.record(plugin_id).id
     return target, plugin_id, target.schema(plugin_id), target.config(plugin_id)
 
@@ -30,18 +31,20 @@ def _load(ctx: Context, plugin_id: str) -> tuple[Target, str, tuple[dict, ...], 
 def show(ctx: Context, plugin_id: str) -> Result:
     target, plugin_id, schema, values = _load(ctx, plugin_id)
     rows = schema_mod.rows(schema, values)
-    return Result("config show", "config", {"config": rows}, missing_config_warnings(plugin_id, schema, values))
+    warnings = missing_config_warnings(plugin_id, schema, values)
+    return on(target, Result("config show", "config", {"id": plugin_id, "config": rows}, warnings))
 
 
 def get(ctx: Context, plugin_id: str, key: str, *, reveal: bool = False) -> Result:
-    _, plugin_id, schema, values = _load(ctx, plugin_id)
+    """The key's effective value: the stored one, else the schema's default (`default_used`)."""
+    target, plugin_id, schema, values = _load(ctx, plugin_id)
     item = _item(schema, key)
     if item is None and key not in values:
         raise NotFoundError(f"{plugin_id} has no config key {key!r}", plugin=plugin_id)
-    value = values.get(key)
+    value, default_used = schema_mod.effective(item, values) if item else (values.get(key), False)
     if not reveal:
         value = schema_mod.mask_value(item or {"name": key}, value)
-    return Result("config get", "value", {"key": key, "value": value})
+    return on(target, Result("config get", "value", {"key": key, "value": value, "default_used": default_used}))
 
 
 def _item(schema: tuple[dict, ...], key: str) -> dict | None:
@@ -109,7 +112,7 @@ def edit(ctx: Context, plugin_id: str, *, editor: Callable[[str], str], reopen: 
     while True:
         edited = editor(shown)
         if edited in (text, shown) and shown == text:
-            return actions_result("config edit", [])
+            return on(target, actions_result("config edit", []))
         try:
             new = _edited_values(schema, values, _without_error_note(edited))
             break
@@ -141,10 +144,10 @@ def _only_known(schema, new: dict, old: dict) -> dict:
 
 
 def export(ctx: Context, plugin_id: str, *, include_secrets: bool = False) -> Result:
-    _, plugin_id, schema, values = _load(ctx, plugin_id)
+    target, plugin_id, schema, values = _load(ctx, plugin_id)
     text = schema_mod.to_toml(schema, values, include_secrets=include_secrets)
     data = values if include_secrets else schema_mod.mask(schema, values)
-    return Result("config export", "value", {"id": plugin_id, "config": data}, text=text)
+    return on(target, Result("config export", "value", {"id": plugin_id, "config": data}, text=text))
 
 
 def import_(ctx: Context, plugin_id: str, file: Path, *, replace: bool = False, force: bool = False,
@@ -162,6 +165,6 @@ def _commit(target: Target, plugin_id: str, command: str, values: dict, reason: 
     current = target.config(plugin_id)
     after = values if replace else {**current, **values}
     if after == current:
-        return actions_result(command, [Action(plugin_id, "config", "skipped", to=record.version,
-                                               source=record.source, reason="unchanged")])
+        return on(target, actions_result(command, [Action(plugin_id, "config", "skipped", to=record.version,
+                                                          source=record.source, reason="unchanged")]))
     return apply(command, target, [plan.config_step(record, values, reason, replace=replace)], start=start)

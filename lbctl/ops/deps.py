@@ -27,36 +27,50 @@ _PLATFORM = re.compile(r"^[A-Za-z0-9_.]+$")
 _NO_VERSION = re.compile(r"satisfies the requirement (\S+)( \(from [^)]*\))? \(from versions: (.*)\)")
 
 
-def download_wheels(ctx: Context, package_paths: Sequence[Path], dest_dir: Path, *,
-                    python_version: str | None = None, platform: str | None = None) -> list[dict]:
-    """Save the requirements of every package as wheels under DEST/wheels: one entry per wheel.
+def download_wheels(ctx: Context, packages: Sequence[tuple[str, Sequence[str]]], dest_dir: Path, *,
+                    python_version: str | None = None, platform: str | None = None,
+                    allow_sdist: bool = False) -> list[dict]:
+    """Save the requirements of every package, given as (plugin id, requirements), as wheels under DEST/wheels:
+    one entry per wheel.
 
     Each plugin's requirements are resolved together, with their own dependencies, as the runtime installs
-    them; plugins are resolved apart because the runtime gives each its own environment.
+    them; plugins are resolved apart because the runtime gives each its own environment. Only published wheels
+    unless `allow_sdist` (then source distributions are built, which runs their build code).
     """
-    check_target(python_version, platform)
+    check_target(python_version, platform, allow_sdist)
     wheels: dict[str, dict] = {}
-    for path in package_paths:
-        info = lbpkg.read_file(Path(path))
-        needed = requirements.installable(info.requirements)
-        if not needed:
-            continue
+    for plugin_id, plugin_requirements in packages:
         try:
+            needed = requirements.check(requirements.installable(plugin_requirements))
+            if not needed:
+                continue
             files = wheelhouse.fetch(needed, Path(dest_dir) / "wheels", python_version=python_version,
-                                     platform=platform, offline=ctx.settings.offline)
+                                     platform=platform, offline=ctx.settings.offline, allow_sdist=allow_sdist)
         except LbctlError as exc:
-            raise type(exc)(f"{info.id}: {exc.message}", hint=exc.hint, plugin=info.id) from None
+            raise type(exc)(f"{plugin_id}: {exc.message}", hint=exc.hint, plugin=plugin_id) from None
         for file in files:
-            wheels.setdefault(file.name, _wheel(file))["plugins"].append(info.id)
+            wheels.setdefault(file.name, _wheel(file))["plugins"].append(plugin_id)
     return sorted(wheels.values(), key=lambda w: w["file"])
 
 
+def installed_requirements(ctx: Context) -> list[tuple[str, tuple[str, ...]]]:
+    """(plugin id, requirements) of every installed plugin, read again from its stored package: a line this
+    lbctl refuses (in a package an older one stored) is refused here too, naming the plugin."""
+    found = []
+    for plugin_id, record in sorted(ctx.env.load().plugins.items()):
+        try:
+            found.append((plugin_id, lbpkg.read_requirements(ctx.env.package_path(record.sha256))))
+        except LbctlError as exc:
+            raise type(exc)(f"{plugin_id}: {exc.message}", hint=exc.hint, plugin=plugin_id) from None
+    return found
+
+
 def download(ctx: Context, dest_dir: Path, *, python_version: str | None = None,
-             platform: str | None = None) -> Result:
+             platform: str | None = None, allow_sdist: bool = False) -> Result:
     """`deps download`: the wheels of everything installed."""
-    state = ctx.env.load()
-    paths = [ctx.env.package_path(record.sha256) for _, record in sorted(state.plugins.items())]
-    wheels = download_wheels(ctx, paths, dest_dir, python_version=python_version, platform=platform)
+    check_target(python_version, platform, allow_sdist)
+    wheels = download_wheels(ctx, installed_requirements(ctx), dest_dir, python_version=python_version,
+                             platform=platform, allow_sdist=allow_sdist)
     lines = [f"saved {w['name']} {w['version']} -> {w['path']} ({', '.join(w['plugins'])})\n" for w in wheels]
     warnings = () if wheels else ("No installed plugin has requirements beyond langbot-plugin: nothing to save.",)
     return Result("deps download", "wheels", {"wheels": wheels, "path": str(Path(dest_dir) / "wheels")},
@@ -134,7 +148,7 @@ def _why(message: str) -> str:
     if match is None:
         return message
     missing, transitive, versions = match.groups()
-    what = "not found" if versions == "none" else f"no matching version; available: {versions}"
+    what = "no wheel found" if versions == "none" else f"no matching wheel; available: {versions}"
     return f"needs {missing}, {what}" if transitive else what
 
 
@@ -151,12 +165,15 @@ def _wheel(path: Path) -> dict:
             "sha256": sha256_file(path), "plugins": []}
 
 
-def check_target(python_version: str | None, platform: str | None) -> None:
+def check_target(python_version: str | None, platform: str | None, allow_sdist: bool = False) -> None:
     """UsageError for a --python-version or --platform pip would not take (call it before downloading)."""
     if python_version is not None and not _PYTHON_VERSION.match(python_version):
         raise UsageError(f"Invalid --python-version {python_version!r}: use X.Y, e.g. 3.11")
     if platform is not None and not _PLATFORM.match(platform):
         raise UsageError(f"Invalid --platform {platform!r}: use a wheel platform tag, e.g. manylinux2014_x86_64")
+    if allow_sdist and (python_version or platform):
+        raise UsageError("--allow-sdist builds wheels for this Python only: it cannot go with --python-version "
+                         "or --platform")
 
 
 def _wait_for_signal() -> None:

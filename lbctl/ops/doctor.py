@@ -168,10 +168,15 @@ def _config(ctx: Context, state: State) -> dict:
 
 
 def _dependencies(ctx: Context, state: State) -> dict:
-    """Whether every plugin's requirements resolve from where the runtime will get them (pip's dry run)."""
+    """Whether every plugin's requirements resolve, as wheels, from where the runtime will get them (pip's dry
+    run; a diagnostic builds nothing, so it runs no package's code)."""
     from lbctl.ops import deps
 
-    needed = _requirements(ctx, state)
+    needed, refused = _requirements(ctx, state)
+    if refused:
+        return _check("dependencies", False, f"requirements refused: {'; '.join(refused)}",
+                      "lbctl gives pip no direct reference, local path or ${...}: reinstall the plugin from a "
+                      "version that requires released packages only, or uninstall it.")
     if not needed:
         return _check("dependencies", True, "no plugin needs more than langbot-plugin")
     try:
@@ -183,22 +188,29 @@ def _dependencies(ctx: Context, state: State) -> dict:
     except LbctlError as exc:
         return _check("dependencies", False, exc.message, exc.hint)
     if problems:
-        return _check("dependencies", False, f"not resolvable from {kind} {where}: {'; '.join(problems)}",
-                      "Add them to the wheelhouse with `lbctl deps download -d DIR`, or fix the requirement.")
+        return _check("dependencies", False, f"not resolvable as wheels from {kind} {where}: {'; '.join(problems)}",
+                      "Add them to the wheelhouse with `lbctl deps download -d DIR` (--allow-sdist builds those "
+                      "published only as source), or fix the requirement.")
     return _check("dependencies", True, f"requirements of {_plural(len(needed), 'plugin')} resolve from {kind} "
                   f"{where} ({_plural(packages, 'package')})")
 
 
-def _requirements(ctx: Context, state: State) -> dict[str, list[str]]:
-    found = {}
+def _requirements(ctx: Context, state: State) -> tuple[dict[str, list[str]], list[str]]:
+    """What each plugin needs installed, and the plugins whose requirements lbctl refuses (in a package stored
+    before it refused them), each with the line: those never reach pip."""
+    found, refused = {}, []
     for pid, record in sorted(state.plugins.items()):
         try:
-            needed = requirements.installable(lbpkg.read_requirements(ctx.env.package_path(record.sha256)))
+            needed = requirements.check(
+                requirements.installable(lbpkg.read_requirements(ctx.env.package_path(record.sha256))))
+        except requirements.RequirementRefused as exc:
+            refused.append(f"{pid}: {exc.message}")
+            continue
         except LbctlError:
             continue  # the packages check reports a missing or unreadable package
         if needed:
             found[pid] = needed
-    return found
+    return found, refused
 
 
 def _marketplace(ctx: Context, index_url: str) -> dict:

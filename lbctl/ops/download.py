@@ -8,13 +8,18 @@ from lbctl.context import Context
 from lbctl.fsutil import copy_atomic
 from lbctl.errors import UsageError
 from lbctl.models import Result
+from lbctl.targets import open_one
 
 
 def download(ctx: Context, specs: list[str], dest: Path, *, pre: bool = False, with_deps: bool = False,
-             python_version: str | None = None, platform: str | None = None) -> Result:
-    if (python_version or platform) and not with_deps:
-        raise UsageError("--python-version and --platform go with --with-deps")
-    candidates = ctx.target.resolver.all(specs, pre=pre)
+             python_version: str | None = None, platform: str | None = None, allow_sdist: bool = False) -> Result:
+    if (python_version or platform or allow_sdist) and not with_deps:
+        raise UsageError("--python-version, --platform and --allow-sdist go with --with-deps")
+    if with_deps:
+        from lbctl.ops.deps import check_target
+
+        check_target(python_version, platform, allow_sdist)
+    candidates = open_one(ctx).resolver.all(specs, pre=pre)
     dest.mkdir(parents=True, exist_ok=True)
     files = []
     for cand in candidates:
@@ -29,6 +34,6 @@ def download(ctx: Context, specs: list[str], dest: Path, *, pre: bool = False, w
     if with_deps:
         from lbctl.ops.deps import download_wheels
 
-        data["wheels"] = download_wheels(ctx, [c.path for c in candidates], dest, python_version=python_version,
-                                         platform=platform)
+        data["wheels"] = download_wheels(ctx, [(c.info.id, c.info.requirements) for c in candidates], dest,
+                                         python_version=python_version, platform=platform, allow_sdist=allow_sdist)
     return Result("download", "files", data)

@@ -13,8 +13,12 @@ if TYPE_CHECKING:
     from lbctl.targets.base import Target
 
 
-def each(ctx: Context, command: str, run: Callable[[Target], Result]) -> Result:
-    targets = ctx.targets
+def each(ctx: Context, command: str, run: Callable[[Target], Result], targets: list[Target] | None = None) -> Result:
+    """`run` on every target of the command (or on `targets` when the caller opened them already)."""
+    if targets is None:
+        from lbctl.targets import open_targets
+
+        targets = open_targets(ctx)
     if len(targets) == 1:
         return run(targets[0])
     from concurrent.futures import ThreadPoolExecutor

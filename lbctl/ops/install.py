@@ -9,6 +9,7 @@ from lbctl.context import Context
 from lbctl.errors import UsageError
 from lbctl.models import Result
 from lbctl.ops.common import apply, confirm_switches, planned
+from lbctl.targets import open_one
 from lbctl.ops.sync import file_steps
 
 
@@ -16,7 +17,7 @@ def install(ctx: Context, specs: list[str], *, force: bool = False, pre: bool = 
             requirements: str | None = None, start: bool = True) -> Result:
     if not specs and not requirements:
         raise UsageError("Nothing to install: give a SPEC or -r FILE")
-    target = ctx.target
+    target = open_one(ctx)
     records = target.records()
     entries = plugins_file.read(Path(requirements)) if requirements else []
     steps = file_steps(target, entries, records, prune=False)
@@ -26,6 +27,6 @@ def install(ctx: Context, specs: list[str], *, force: bool = False, pre: bool = 
         raise UsageError(f"{', '.join(sorted(twice))} is both named and listed in {requirements}")
     steps += plan.install(records, candidates, force=force)
     if dry_run:
-        return planned("install", steps)
+        return planned("install", steps, target=target)
     confirm_switches(ctx, steps)
     return apply("install", target, steps, start=start)

@@ -7,17 +7,18 @@ from lbctl.context import Context
 from lbctl.errors import NotFoundError
 from lbctl.models import Result
 from lbctl.ops.common import apply, confirm_switches, planned, require_ids
+from lbctl.targets import open_one
 
 
 def pin(ctx: Context, ids: list[str], *, reason: str | None = None, pinned: bool = True) -> Result:
     require_ids(ids)
-    target = ctx.target
+    target = open_one(ctx)
     steps = [plan.pin_step(target.record(pid), pinned, reason) for pid in target.expand(ids)]
     return apply("pin" if pinned else "unpin", target, steps, start=False)
 
 
 def rollback(ctx: Context, plugin_id: str, *, dry_run: bool = False, start: bool = True) -> Result:
-    target = ctx.target
+    target = open_one(ctx)
     record = target.record(target.expand([plugin_id])[0])
     if not record.previous_sha256:
         raise NotFoundError(f"{record.id} has nothing to roll back to", plugin=record.id,
@@ -26,7 +27,7 @@ def rollback(ctx: Context, plugin_id: str, *, dry_run: bool = False, start: bool
     _check_previous(record, candidate.info)
     steps = [plan.Step(record.id, "rollback", record, candidate)]
     if dry_run:
-        return planned("rollback", steps)
+        return planned("rollback", steps, target=target)
     confirm_switches(ctx, steps)
     return apply("rollback", target, steps, start=start)
 

@@ -9,15 +9,15 @@ from typing import Callable, Iterator
 from lbctl.context import Context
 from lbctl.errors import PluginFailedError, UsageError
 from lbctl.models import Result
+from lbctl.targets import open_one
+from lbctl.targets.base import Target
 
 
-def _client(ctx: Context):
-    """The live side of the target: the local runtime host, or a LangBot instance."""
-    return ctx.target.host()
-
-
-def _id(ctx: Context, plugin_id: str | None) -> str | None:
-    return ctx.target.expand([plugin_id])[0] if plugin_id else None
+def _live(ctx: Context, plugin_id: str | None = None) -> tuple[Target, object, str | None]:
+    """The target, its live side (the local runtime host, or a LangBot instance) and the plugin id as typed
+    made whole (a bare name that one installed plugin has)."""
+    target = open_one(ctx)
+    return target, target.host(), target.expand([plugin_id])[0] if plugin_id else None
 
 
 def serve(ctx: Context, *, connect: str | None = None, token_env: str | None = None,
@@ -27,7 +27,7 @@ def serve(ctx: Context, *, connect: str | None = None, token_env: str | None = N
     from lbctl.ops.deps import runtime_index
     from lbctl.runtime.host import serve as run_host
 
-    ctx.target.check_supported("runtime serve")
+    open_one(ctx).check_supported("runtime serve")
     token = None
     if token_env:
         token = os.environ.get(token_env)
@@ -39,7 +39,7 @@ def serve(ctx: Context, *, connect: str | None = None, token_env: str | None = N
 
 
 def status(ctx: Context) -> Result:
-    return Result("runtime status", "runtime_status", _client(ctx).status())
+    return Result("runtime status", "runtime_status", _live(ctx)[1].status())
 
 
 def _log_source(plugin_id: str | None, host: bool) -> str | None:
@@ -50,17 +50,19 @@ def _log_source(plugin_id: str | None, host: bool) -> str | None:
 
 def logs(ctx: Context, plugin_id: str | None, *, lines: int = 100, host: bool = False) -> Result:
     """A plugin's log lines, or with `host` every line the runtime wrote (each with the plugin it belongs to)."""
-    return Result("logs", "logs", {"lines": _client(ctx).logs(_log_source(_id(ctx, plugin_id), host), lines)})
+    _, client, plugin_id = _live(ctx, plugin_id)
+    return Result("logs", "logs", {"lines": client.logs(_log_source(plugin_id, host), lines)})
 
 
 def follow(ctx: Context, plugin_id: str | None, *, lines: int = 10, host: bool = False) -> Iterator[dict]:
-    return _client(ctx).follow(_log_source(_id(ctx, plugin_id), host), lines)
+    _, client, plugin_id = _live(ctx, plugin_id)
+    return client.follow(_log_source(plugin_id, host), lines)
 
 
 def restart(ctx: Context, plugin_id: str) -> Result:
     """Exit 9 (spec §6) when the plugin does not start again."""
-    plugin_id = _id(ctx, plugin_id) or plugin_id
-    outcome = _client(ctx).restart(plugin_id, timeout=ctx.settings.timeout)
+    _, client, plugin_id = _live(ctx, plugin_id)
+    outcome = client.restart(plugin_id, timeout=ctx.settings.timeout)
     if outcome.get("state") != "failed":
         return Result("restart", "live_states", {"plugins": [outcome]})
     error = PluginFailedError(f"{plugin_id}: {outcome.get('error')}", plugin=plugin_id,
@@ -69,11 +71,13 @@ def restart(ctx: Context, plugin_id: str) -> Result:
 
 
 def tools(ctx: Context, plugin_id: str | None = None) -> Result:
-    return Result("tools", "tools", {"tools": _client(ctx).tools(_id(ctx, plugin_id))})
+    _, client, plugin_id = _live(ctx, plugin_id)
+    return Result("tools", "tools", {"tools": client.tools(plugin_id)})
 
 
 def commands(ctx: Context, plugin_id: str | None = None) -> Result:
-    return Result("commands", "commands", {"commands": _client(ctx).commands(_id(ctx, plugin_id))})
+    _, client, plugin_id = _live(ctx, plugin_id)
+    return Result("commands", "commands", {"commands": client.commands(plugin_id)})
 
 
 def call_tool(ctx: Context, plugin_id: str, tool: str, args: str | None) -> Result:
@@ -85,14 +89,15 @@ def call_tool(ctx: Context, plugin_id: str, tool: str, args: str | None) -> Resu
         raise UsageError(f"--args is not valid JSON: {exc}") from None
     if not isinstance(parsed, dict):
         raise UsageError("--args must be a JSON object")
-    result = _client(ctx).call_tool(_id(ctx, plugin_id), tool, parsed)
+    _, client, plugin_id = _live(ctx, plugin_id)
+    result = client.call_tool(plugin_id, tool, parsed)
     return Result("call-tool", "call_result", {"result": result})
 
 
 def run_command(ctx: Context, plugin_id: str, text: str, *, pipeline: str | None = None) -> Result:
     """Run a plugin's command; on a LangBot target through a pipeline (`pipeline` is its uuid)."""
-    client = _client(ctx)
-    if pipeline is not None and ctx.target.kind == "local":
+    target, client, plugin_id = _live(ctx, plugin_id)
+    if pipeline is not None and target.kind == "local":
         raise UsageError("--pipeline is for a LangBot target: locally a command runs directly")
     args = (pipeline,) if pipeline is not None else ()
-    return Result("run-command", "call_result", {"result": client.run_command(_id(ctx, plugin_id), text, *args)})
+    return Result("run-command", "call_result", {"result": client.run_command(plugin_id, text, *args)})

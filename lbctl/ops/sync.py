@@ -1,4 +1,4 @@
-"""freeze a target into a plugins file; sync a plugins file into a target."""
+"""sync a plugins file into a target (its counterpart, freeze, is in ops/environment.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from lbctl import configschema, plan, plugins_file
 from lbctl.context import Context
 from lbctl.errors import LbctlError, PluginsFileError
 from lbctl.fsutil import sha256_file
-from lbctl.models import Record, Result
+from lbctl.models import Candidate, Record, Result
 from lbctl.ops.common import apply, confirm_switches, planned
 from lbctl.ops.fleet import each
 from lbctl.plugins_file import Entry
-from lbctl.resolve import Candidate, map_all
+from lbctl.resolve import map_all
 from lbctl.targets.base import Target
 
 
@@ -26,7 +26,7 @@ def sync_target(ctx: Context, target: Target, entries: list[Entry], *, prune: bo
                 start: bool) -> Result:
     steps = file_steps(target, entries, target.records(), prune=prune)
     if dry_run:
-        return planned("sync", steps)
+        return planned("sync", steps, target=target)
     confirm_switches(ctx, steps)
     return apply("sync", target, steps, start=start)
 
@@ -76,51 +76,3 @@ def _config_values(target: Target, entry: Entry, cand: Candidate | None) -> dict
     except LbctlError as exc:
         raise PluginsFileError(f"{entry.where}: {entry.id}: {exc.message}") from None
     return None if target.config_satisfied(entry.id, values) else values
-
-
-# --- freeze ----------------------------------------------------------------------------------------
-
-
-def freeze(ctx: Context, *, with_config: bool = False, include_secrets: bool = False) -> Result:
-    return each(ctx, "freeze", lambda target: freeze_target(target, with_config, include_secrets))
-
-
-def freeze_target(target: Target, with_config: bool, include_secrets: bool) -> Result:
-    warnings: list[str] = []
-    rows = [_frozen(target, record, with_config, include_secrets, warnings)
-            for record in sorted(target.records().values(), key=lambda r: r.id)]
-    header = f"# Written by `lbctl freeze` from {target.name}; apply with `lbctl sync FILE`.\n"
-    return Result("freeze", "freeze", {"plugins": rows}, tuple(warnings), text=plugins_file.dumps(rows, header))
-
-
-def _frozen(target: Target, record: Record, with_config: bool, include_secrets: bool, warnings: list[str]) -> dict:
-    path = url = None
-    if record.source == "url":
-        url = record.origin
-    elif record.source != "marketplace":
-        found = target.package_file(record)
-        path = str(found) if found else None
-        if found is None:
-            warnings.append(f"{record.id}: its package (sha256 {record.sha256}) is not in lbctl's cache; "
-                            "the file cannot be synced until it is there (install it once with lbctl)")
-    config = _frozen_config(target, record, include_secrets, warnings) if with_config else None
-    return {"id": record.id, "version": record.version, "source": record.source, "sha256": record.sha256,
-            "path": path, "url": url, "enabled": record.enabled, "config": config, "pinned": record.pinned}
-
-
-def _frozen_config(target: Target, record: Record, include_secrets: bool, warnings: list[str]) -> dict:
-    # Keys outside the schema (stored with --force) would not pass `sync`'s validation: left out.
-    schema = target.schema(record.id)
-    names = {item["name"] for item in schema}
-    config = {k: v for k, v in target.config(record.id).items() if k in names}
-    nulls = [k for k in configschema.toml_omitted(schema, config, include_secrets=True) if config.get(k) is not None]
-    if nulls:
-        warnings.append(f"{record.id}: {', '.join(nulls)} hold a null, which TOML cannot express; left out")
-    config = {k: v for k, v in config.items() if k not in nulls}
-    if not include_secrets:
-        return configschema.without_secrets(schema, config)
-    hidden = [k for k, v in config.items() if configschema.contains_mask(v)]
-    if hidden:
-        warnings.append(f"{record.id}: {target.name} does not reveal the secret values of {', '.join(hidden)}; "
-                        "set them after a sync")
-    return {k: v for k, v in config.items() if k not in hidden}

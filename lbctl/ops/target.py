@@ -10,7 +10,7 @@ from lbctl.context import Context
 from lbctl.errors import NotFoundError, UsageError
 from lbctl.models import Result
 from lbctl.settings import config_path
-from lbctl.targets import LOCAL, is_url, open_target
+from lbctl.targets import LOCAL, is_url, open_one, open_target
 from lbctl.urls import require as require_url
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -81,7 +81,7 @@ def list_targets(ctx: Context) -> Result:
 
 
 def show(ctx: Context, name: str | None = None) -> Result:
-    target = open_target(ctx, name) if name else ctx.target
+    target = open_target(ctx, name) if name else open_one(ctx)
     report = target.describe()
     problems = report.get("problems") or {}
     errors = tuple({"code": "target", "message": f"{probe}: {p['message']}", "hint": None, "plugin": None}

@@ -7,10 +7,12 @@ from dataclasses import dataclass, replace
 from lbctl import plan
 from lbctl.context import Context
 from lbctl.errors import NotUpdatableError, PreconditionError, UsageError
-from lbctl.models import Action, Record, Result
-from lbctl.ops.common import apply, planned
+from lbctl.models import Action, Candidate, Record, Result
+from lbctl.ops.common import apply, on, planned
 from lbctl.ops.fleet import each
-from lbctl.resolve import Candidate, Resolver, compare_versions
+from lbctl.resolve import Resolver
+from lbctl.specs import compare_versions
+from lbctl.targets import open_targets
 from lbctl.targets.base import Target
 
 
@@ -68,7 +70,7 @@ def _outdated(target: Target, exit_code: bool, pre: bool) -> Result:
         errors = ({"code": "outdated", "message": f"outdated: {ids}", "hint": "Run `lbctl update --all`.",
                    "plugin": None},)
     data = {"outdated": report.outdated, "not_updatable": report.not_updatable}
-    return Result("outdated", "outdated", data, report.warnings, errors, 1 if errors else 0)
+    return on(target, Result("outdated", "outdated", data, report.warnings, errors, 1 if errors else 0))
 
 
 def _selected(records: dict[str, Record], ids: list[str], all_: bool, exclude: list[str],
@@ -113,9 +115,11 @@ def update(ctx: Context, ids: list[str], *, all_: bool = False, to: str | None =
         raise UsageError("--to needs exactly one plugin id")
     if to is not None:
         _spec(ids[0], to)  # a bad --to is bad input (exit 2), not one plugin failing
-    if not all_ and len(ctx.targets) > 1:
+    targets = open_targets(ctx)
+    if not all_ and len(targets) > 1:
         raise UsageError("update ID… acts on one target; several targets take `update --all`")
-    return each(ctx, "update", lambda target: _update(target, ids, all_, to, list(exclude), pre, dry_run, start))
+    return each(ctx, "update", lambda target: _update(target, ids, all_, to, list(exclude), pre, dry_run, start),
+                targets)
 
 
 def _update(target: Target, ids: list[str], all_: bool, to: str | None, exclude: list[str], pre: bool,
@@ -139,7 +143,7 @@ def _update(target: Target, ids: list[str], all_: bool, to: str | None, exclude:
             steps.append(plan.package_step(record, item.value, force=True))
     steps.sort(key=lambda s: s.id)
     if dry_run:
-        result = planned("update", steps, failed=failed, errors=errors)
+        result = planned("update", steps, target=target, failed=failed, errors=errors)
     else:
         result = apply("update", target, steps, start=start, failed=failed, errors=errors)
     actions = sorted(result.data["actions"], key=lambda a: a["id"])

@@ -10,13 +10,10 @@ import socket
 import struct
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Protocol
 
 from lbctl.runtime.client import short_address, socket_path
 from lbctl.runtime.protocol import ActionFailed, ConnectionLost, Peer, relayed_error
-
-if TYPE_CHECKING:
-    from lbctl.runtime.host import Host, Live
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +22,30 @@ SETTLED: Final = frozenset({"running", "failed", "disabled", "removed"})
 PLUGIN_ERRORS: Final = ("ActionCallTimeoutError: ", "ConnectionClosedError: ")
 # What langbot-plugin 0.7.18 raises for a missing subcommand (its CommandNotFoundError is no exception).
 NO_SUBCOMMAND: Final = "TypeError: exceptions must derive from BaseException"
+
+
+class Live(Protocol):
+    """One plugin's live state as the host keeps it."""
+
+    state: str
+    error: str | None
+
+
+class Host(Protocol):
+    """What the socket's side needs of the host that owns it (lbctl.runtime.host.Host): the host imports this
+    module, never the other way round."""
+
+    env: Any
+    live: dict[str, Any]
+    applied: dict[str, dict]
+    peer: Peer | None
+    callbacks: Any
+    stopping: asyncio.Event
+    runtime_version: str | None
+    runtime_log: Any
+    _child: Any
+
+    async def reconcile(self, *, restart: str | None = None) -> None: ...
 
 
 class OpError(Exception):

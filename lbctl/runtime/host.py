@@ -50,7 +50,8 @@ Event = Callable[[dict], None]
 class Live:
     state: str = "starting"
     error: str | None = None
-    since: float = field(default_factory=time.monotonic)
+    since: float = field(default_factory=time.monotonic)  # when it entered its state (the runtime's queue)
+    turn: float | None = None  # starting: when the runtime's launch of it began, by the host's count
     logs: deque = field(default_factory=lambda: deque(maxlen=1000))
 
 
@@ -239,11 +240,11 @@ class Host:
         ]  # fmt: skip
 
     async def _remove(self, peer: Peer, plugin_id: str) -> None:
+        self.applied.pop(plugin_id, None)  # no probe may report it running while it is being removed
         with contextlib.suppress(ActionFailed, TimeoutError):
             await peer.call("remove_plugin_installation", {}, self.file.binding(plugin_id))
         self.file.data["installations"][plugin_id]["active"] = False
         self.file.save()
-        self.applied.pop(plugin_id, None)
 
     async def _ensure(self, peer: Peer, state: State, plugin_id: str, *, force: bool) -> None:
         record = state.plugins[plugin_id]
@@ -265,6 +266,8 @@ class Host:
         self.applied[plugin_id] = self.file.binding(plugin_id)
         if result.get("state") in ("failed", "artifact_missing"):
             self._set(plugin_id, "failed", result.get("message") or result.get("error_code") or result["state"])
+        elif (live := self.live.get(plugin_id)) is not None and live.state == "starting":
+            live.since, live.turn = time.monotonic(), None  # its dependencies are ready: it joins the launch queue
 
     async def _apply(self, peer: Peer, plugin_id: str, sha256: str) -> dict:
         binding = self.file.binding(plugin_id)
@@ -279,6 +282,7 @@ class Host:
         misses = 0
         for tick in itertools.count(1):
             await self._probe_starting(peer, POLL_INTERVAL)
+            self._take_turns()
             for plugin_id, binding in list(self.applied.items()):
                 await self._probe(peer, plugin_id, binding)
             if tick % HEARTBEAT_TICKS == 0:
@@ -291,9 +295,24 @@ class Host:
         deadline = time.monotonic() + period
         while (left := deadline - time.monotonic()) > 0:
             await asyncio.sleep(min(STARTING_POLL, left))
+            self._take_turns()
             for plugin_id, binding in list(self.applied.items()):
                 if self.live.get(plugin_id, Live("gone")).state == "starting":
                     await self._probe(peer, plugin_id, binding)
+
+    def _take_turns(self) -> None:
+        """Start the clock of the plugins the runtime is launching now.
+
+        The runtime launches plugins max_concurrent_restarts at a time (the policy the host gives it), in the
+        order they reached it, and a launch holds its slot until the plugin is up or has failed: a plugin
+        behind others in that queue has not started yet, so its START_TIMEOUT has not begun either.
+        """
+        queue = sorted((live.since, plugin_id) for plugin_id, live in self.live.items()
+                       if live.state == "starting" and plugin_id in self.applied)
+        slots = max(int(self.file.data["worker_policy"].get("max_concurrent_restarts") or 1), 1)
+        now = time.monotonic()
+        for _, plugin_id in queue[:slots]:
+            self.live[plugin_id].turn = self.live[plugin_id].turn or now
 
     @staticmethod
     async def _ping(peer: Peer) -> bool:
@@ -305,17 +324,18 @@ class Host:
 
     async def _probe(self, peer: Peer, plugin_id: str, binding: dict) -> None:
         live = self.live.get(plugin_id)
+        before = (live.state, live.since) if live else None
         try:
             plugins = (await peer.call("list_plugins", {}, binding, timeout=10))["plugins"]
         except (ActionFailed, TimeoutError):
             return  # a newer revision replaced this binding meanwhile
-        if live is None or self.applied.get(plugin_id) != binding:
-            return
+        if live is None or self.applied.get(plugin_id) != binding or (live.state, live.since) != before:
+            return  # removed, replaced, disabled or otherwise changed while the runtime answered: that answer is old
         if any(p.get("status") == "initialized" for p in plugins):
             self._set(plugin_id, "running")
         elif live.state == "running":
             self._set(plugin_id, "starting", "the plugin stopped; the runtime is restarting it")
-        elif live.state == "starting" and time.monotonic() - live.since > START_TIMEOUT:
+        elif live.state == "starting" and live.turn is not None and time.monotonic() - live.turn > START_TIMEOUT:
             self._set(plugin_id, "failed", self._failure(plugin_id))
 
     def _failure(self, plugin_id: str) -> str:
@@ -331,7 +351,7 @@ class Host:
         if live is None or (live.state, live.error) == (state, error):
             return
         if live.state != state:
-            live.since = time.monotonic()
+            live.since, live.turn = time.monotonic(), None
         live.state, live.error = state, error
         log.info("%s: %s%s", plugin_id, state, f" ({error})" if error else "")
         self._emit(event="plugin", id=plugin_id, state=state, error=error)

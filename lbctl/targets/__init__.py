@@ -18,8 +18,18 @@ def is_url(name: str) -> bool:
 
 
 def open_targets(ctx: Context) -> list[Target]:
+    """The targets this command acts on (--target, LBCTL_TARGET, `target use`; `local` by default)."""
     names = list(dict.fromkeys(ctx.settings.target or (LOCAL,)))
     return [open_target(ctx, name) for name in names]
+
+
+def open_one(ctx: Context) -> Target:
+    """The one target of a command that takes a single target."""
+    targets = open_targets(ctx)
+    if len(targets) != 1:
+        raise UsageError("This command acts on one target at a time; give --target once",
+                         hint="sync, list, outdated, update --all and freeze accept several.")
+    return targets[0]
 
 
 def open_target(ctx: Context, name: str) -> Target:
