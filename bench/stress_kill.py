@@ -11,7 +11,8 @@ SIGTERM once lbctl's handler is in place; before that only Python runs). Then it
 - the exit: SIGINT and SIGTERM give 130 with a JSON envelope, or the command's own result when they came after it;
 - leftovers, after that run (which also sweeps): no temporary file, no package nobody refers to, and
   `lbctl verify` passes;
-- no exit 10 and no traceback, in any run.
+- no exit 10 and no traceback, in any run;
+- no secret printed: a secret config value of the environment never appears in any run's output.
 
 `--load N` keeps N busy processes spinning meanwhile, like a parallel test run on a small machine.
 
@@ -41,6 +42,7 @@ from hardening_support import environment_snapshot as snapshot, handler_installe
 from pkgfactory import make_lbpkg  # noqa: E402
 
 PLUGINS = [f"acme/p{i}" for i in range(4)]
+SECRET = "lbctl-stress-secret-4c1d"  # acme/p3's api_key: shown as *** if at all
 SIGNALS = {"KILL": signal.SIGKILL, "INT": signal.SIGINT, "TERM": signal.SIGTERM}
 
 
@@ -51,11 +53,12 @@ class Tally:
     between: int = 0
     leftovers: int = 0
     bad_exits: int = 0  # exit 10, a traceback, or a SIGINT/SIGTERM without its envelope
+    secrets: int = 0  # runs whose output held the secret
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.between or self.leftovers or self.bad_exits)
+        return not (self.between or self.leftovers or self.bad_exits or self.secrets)
 
 
 class Lab:
@@ -92,6 +95,7 @@ class Lab:
         self.lbctl(home, cache, "install", *[f"{pid}==1.0.0" for pid in PLUGINS])
         for pid in PLUGINS:
             self.lbctl(home, cache, "config", "set", pid, "greeting=template")
+        self.lbctl(home, cache, "config", "set", "acme/p3", f"api_key={SECRET}", "--force")
         from lbctl.runtime.storage import Storage
 
         storage = Storage(home / "storage.db")
@@ -168,6 +172,9 @@ def trial(lab: Lab, command: str, args: list[str], sig: str, expected: tuple[str
     if problem:
         tally.bad_exits += 1
         tally.notes.append(f"{command} SIG{sig}: {problem}")
+    if any(SECRET in text for text in (out, err, follow.stdout, follow.stderr, verify.stdout, verify.stderr)):
+        tally.secrets += 1
+        tally.notes.append(f"{command} SIG{sig}: the secret was printed")
     left = leftovers(home, cache)
     if left or verify.returncode != 0:
         tally.leftovers += 1
@@ -209,19 +216,20 @@ def run(trials: int, budget: float, seed: int, out=sys.stdout, only: list[str] |
 
 def report(tallies: dict[tuple[str, str], Tally], out) -> None:
     out.write(f"{'command':<18} {'signal':<6} {'trials':>6} {'before':>6} {'after':>6} {'between':>7} "
-              f"{'leftover':>8} {'bad exit':>8}\n")
+              f"{'leftover':>8} {'bad exit':>8} {'secret':>6}\n")
     total = Tally()
     for (command, sig), t in tallies.items():
         out.write(f"{command:<18} {sig:<6} {t.trials:>6} {t.outcomes['before']:>6} {t.outcomes['after']:>6} "
-                  f"{t.between:>7} {t.leftovers:>8} {t.bad_exits:>8}\n")
+                  f"{t.between:>7} {t.leftovers:>8} {t.bad_exits:>8} {t.secrets:>6}\n")
         total.trials += t.trials
         total.outcomes.update(t.outcomes)
         total.between += t.between
         total.leftovers += t.leftovers
         total.bad_exits += t.bad_exits
+        total.secrets += t.secrets
         total.notes += t.notes
     out.write(f"{'total':<25} {total.trials:>6} {total.outcomes['before']:>6} {total.outcomes['after']:>6} "
-              f"{total.between:>7} {total.leftovers:>8} {total.bad_exits:>8}\n")
+              f"{total.between:>7} {total.leftovers:>8} {total.bad_exits:>8} {total.secrets:>6}\n")
     for note in total.notes[:20]:
         out.write(f"  {note}\n")
 

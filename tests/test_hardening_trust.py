@@ -169,7 +169,7 @@ def test_the_notes_of_a_target_replaced_by_a_fifo_are_exit_6_not_a_hang(lbctl, m
     from lbctl.targets.langbot import _notes_name
 
     monkeypatch.setenv("LBCTL_API_KEY", "lbk_test")
-    notes = home / "targets" / _notes_name(URL)
+    notes = home.joinpath("targets", _notes_name(URL))
     notes.parent.mkdir(parents=True)
     os.mkfifo(notes)
 
