@@ -6,11 +6,13 @@ Each trial starts from the same environment, runs one command against a local ma
 time, so downloads are in play), and sends SIGKILL, SIGINT or SIGTERM at a random moment of its run (SIGINT and
 SIGTERM once lbctl's handler is in place; before that only Python runs). Then it checks:
 
-- the state: state.json, config and stored data are exactly as before the command or as after it (never between);
+- the state, once the next run has looked (`lbctl list`, which completes a purge the killed run committed):
+  records, config and stored data are exactly as before the command or as after it (never between);
 - the exit: SIGINT and SIGTERM give 130 with a JSON envelope, or the command's own result when they came after it;
-- leftovers, after one more run (`lbctl list`, which sweeps): no temporary file, no package nobody refers to, and
+- leftovers, after that run (which also sweeps): no temporary file, no package nobody refers to, and
   `lbctl verify` passes;
-- no exit 10 and no traceback, in any run.
+- no exit 10 and no traceback, in any run;
+- no secret printed: a secret config value of the environment never appears in any run's output.
 
 `--load N` keeps N busy processes spinning meanwhile, like a parallel test run on a small machine.
 
@@ -25,7 +27,6 @@ import os
 import random
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -37,10 +38,11 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path.insert(0, str(TESTS))
 from fakemarket import FakeMarket  # noqa: E402
-from hardening_support import handler_installed  # noqa: E402
+from hardening_support import environment_snapshot as snapshot, handler_installed  # noqa: E402
 from pkgfactory import make_lbpkg  # noqa: E402
 
 PLUGINS = [f"acme/p{i}" for i in range(4)]
+SECRET = "lbctl-stress-secret-4c1d"  # acme/p3's api_key: shown as *** if at all
 SIGNALS = {"KILL": signal.SIGKILL, "INT": signal.SIGINT, "TERM": signal.SIGTERM}
 
 
@@ -51,11 +53,12 @@ class Tally:
     between: int = 0
     leftovers: int = 0
     bad_exits: int = 0  # exit 10, a traceback, or a SIGINT/SIGTERM without its envelope
+    secrets: int = 0  # runs whose output held the secret
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.between or self.leftovers or self.bad_exits)
+        return not (self.between or self.leftovers or self.bad_exits or self.secrets)
 
 
 class Lab:
@@ -92,6 +95,7 @@ class Lab:
         self.lbctl(home, cache, "install", *[f"{pid}==1.0.0" for pid in PLUGINS])
         for pid in PLUGINS:
             self.lbctl(home, cache, "config", "set", pid, "greeting=template")
+        self.lbctl(home, cache, "config", "set", "acme/p3", f"api_key={SECRET}", "--force")
         from lbctl.runtime.storage import Storage
 
         storage = Storage(home / "storage.db")
@@ -114,20 +118,6 @@ class Lab:
         shutil.rmtree(self.root / name, ignore_errors=True)
         shutil.copytree(self.template, home, symlinks=True)
         return home, cache
-
-
-def snapshot(home: Path) -> str:
-    """What must be either before or after: the records, the config and the stored data."""
-    try:
-        state = json.loads((home / "state.json").read_text())
-    except FileNotFoundError:
-        state = {"plugins": {}, "config": {}}
-    plugins = {pid: (r["version"], r["sha256"], r.get("enabled", True)) for pid, r in state["plugins"].items()}
-    stored: list = []
-    if (home / "storage.db").exists():
-        with sqlite3.connect(home / "storage.db") as db:
-            stored = sorted(db.execute("SELECT owner_type, owner, key, value FROM storage").fetchall())
-    return json.dumps([plugins, state["config"], [list(map(str, row)) for row in stored]], sort_keys=True)
 
 
 def leftovers(home: Path, cache: Path) -> list[str]:
@@ -166,6 +156,8 @@ def trial(lab: Lab, command: str, args: list[str], sig: str, expected: tuple[str
         proc.send_signal(SIGNALS[sig])
     out, err = proc.communicate(timeout=120)
     tally.trials += 1
+    problem = bad_output(out, err, proc.returncode, sig)
+    follow = lab.lbctl(home, cache, "list", "--json", check=False)
     state = snapshot(home)
     if state == expected[0]:
         tally.outcomes["before"] += 1
@@ -174,14 +166,15 @@ def trial(lab: Lab, command: str, args: list[str], sig: str, expected: tuple[str
     else:
         tally.between += 1
         tally.notes.append(f"{command} SIG{sig}: in-between state {state[:300]}")
-    problem = bad_output(out, err, proc.returncode, sig)
-    follow = lab.lbctl(home, cache, "list", "--json", check=False)
     verify = lab.lbctl(home, cache, "verify", check=False)
     problem = problem or bad_output(follow.stdout, follow.stderr, follow.returncode, "INT")
     problem = problem and f"{problem} (killed run: exit {proc.returncode}, next run: exit {follow.returncode})"
     if problem:
         tally.bad_exits += 1
         tally.notes.append(f"{command} SIG{sig}: {problem}")
+    if any(SECRET in text for text in (out, err, follow.stdout, follow.stderr, verify.stdout, verify.stderr)):
+        tally.secrets += 1
+        tally.notes.append(f"{command} SIG{sig}: the secret was printed")
     left = leftovers(home, cache)
     if left or verify.returncode != 0:
         tally.leftovers += 1
@@ -189,7 +182,9 @@ def trial(lab: Lab, command: str, args: list[str], sig: str, expected: tuple[str
 
 
 def run(trials: int, budget: float, seed: int, out=sys.stdout, only: list[str] | None = None,
-        ) -> dict[tuple[str, str], Tally]:
+        min_trials: int = 0) -> dict[tuple[str, str], Tally]:
+    """`trials` per command and signal, in a random order; no new one after `budget` seconds once `min_trials`
+    are done (a loaded machine takes longer, it does not check less)."""
     rng = random.Random(seed)
     tallies: dict[tuple[str, str], Tally] = {}
     with tempfile.TemporaryDirectory(prefix="lbctl-stress-") as tmp, FakeMarket() as market:
@@ -211,8 +206,8 @@ def run(trials: int, budget: float, seed: int, out=sys.stdout, only: list[str] |
                 plan += [(command, args, sig, (before, after), full)] * trials
         rng.shuffle(plan)
         deadline = time.monotonic() + budget
-        for command, args, sig, expected, full in plan:
-            if time.monotonic() > deadline:
+        for done, (command, args, sig, expected, full) in enumerate(plan):
+            if time.monotonic() > deadline and done >= min_trials:
                 break
             trial(lab, command, args, sig, expected, full, rng, tallies[(command, sig)])
     report(tallies, out)
@@ -221,19 +216,20 @@ def run(trials: int, budget: float, seed: int, out=sys.stdout, only: list[str] |
 
 def report(tallies: dict[tuple[str, str], Tally], out) -> None:
     out.write(f"{'command':<18} {'signal':<6} {'trials':>6} {'before':>6} {'after':>6} {'between':>7} "
-              f"{'leftover':>8} {'bad exit':>8}\n")
+              f"{'leftover':>8} {'bad exit':>8} {'secret':>6}\n")
     total = Tally()
     for (command, sig), t in tallies.items():
         out.write(f"{command:<18} {sig:<6} {t.trials:>6} {t.outcomes['before']:>6} {t.outcomes['after']:>6} "
-                  f"{t.between:>7} {t.leftovers:>8} {t.bad_exits:>8}\n")
+                  f"{t.between:>7} {t.leftovers:>8} {t.bad_exits:>8} {t.secrets:>6}\n")
         total.trials += t.trials
         total.outcomes.update(t.outcomes)
         total.between += t.between
         total.leftovers += t.leftovers
         total.bad_exits += t.bad_exits
+        total.secrets += t.secrets
         total.notes += t.notes
     out.write(f"{'total':<25} {total.trials:>6} {total.outcomes['before']:>6} {total.outcomes['after']:>6} "
-              f"{total.between:>7} {total.leftovers:>8} {total.bad_exits:>8}\n")
+              f"{total.between:>7} {total.leftovers:>8} {total.bad_exits:>8} {total.secrets:>6}\n")
     for note in total.notes[:20]:
         out.write(f"  {note}\n")
 

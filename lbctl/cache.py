@@ -8,8 +8,8 @@ import threading
 from pathlib import Path
 
 from lbctl.errors import LbctlError
-from lbctl.fsutil import (PRIVATE_FILE, copy_atomic, is_sha256, private_dir, remove_stale_temporaries,
-                          sha256_file, write_atomic)
+from lbctl.fsutil import (PRIVATE_FILE, copy_atomic, is_sha256, private_dir, read_own_file,
+                          remove_stale_temporaries, sha256_file, write_atomic)
 
 
 class Cache:
@@ -40,9 +40,9 @@ class Cache:
             if "==" in name:
                 pid, _, version = name.partition("==")
                 try:
-                    sha = (self.root / "index" / name).read_text(encoding="ascii").strip()
-                except (OSError, ValueError):
-                    continue
+                    sha = read_own_file(self.root / "index" / name, 1024).decode("ascii").strip()
+                except (OSError, ValueError, LbctlError):
+                    continue  # nothing in the cache is trusted: a FIFO, a device or a damaged entry is passed over
                 if is_sha256(sha):
                     found[f"{pid.replace('__', '/', 1)}=={version}"] = sha
         return found

@@ -320,6 +320,19 @@ def _check_prompt(item: dict, value: Any) -> Any:
     return [dict(m) for m in value]
 
 
+def nesting(value: Any) -> int:
+    """How deep lists and objects nest in `value`, found without recursion: a value from outside (a LangBot
+    answer) nested 500 deep would exhaust the stack of every recursive walk of it (masking, copying, TOML)."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            children = item.values() if isinstance(item, dict) else item
+            deepest = max(deepest, depth + 1)
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
 def _is_json(value: Any, depth: int = 0) -> bool:
     if depth > MAX_NESTING:  # deeper, a value could not be copied or compared without exhausting the stack
         return False

@@ -23,13 +23,46 @@ ENVIRONMENT_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, 
 
 
 def sha256_file(path: Path) -> str:
+    """The sha256 of a regular file; NotRegularFile (an OSError) for a FIFO, a device or a directory, which would
+    hang or never end."""
     import hashlib  # its OpenSSL start-up is ~3 ms that commands reading no package need not pay
 
     digest = hashlib.sha256()
-    with open(path, "rb") as stream:
+    with open_regular(path) as stream:
         for block in iter(lambda: stream.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+class NotRegularFile(OSError):
+    """A path lbctl reads is a FIFO, a device, a socket or a directory: reading it would hang or never end."""
+
+    def __init__(self, path: Path | str, kind: str):
+        super().__init__(errno.EINVAL, f"it is {kind}, not a regular file", str(path))
+        self.kind = kind
+
+
+def file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def open_regular(path: Path | str) -> BinaryIO:
+    """`open(path, "rb")` that refuses anything but a regular file (after following links) before reading a byte:
+    opening a FIFO does not wait for a writer, and a device such as /dev/zero is never read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(path, file_kind(mode))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def is_sha256(text: str) -> bool:
@@ -47,10 +80,13 @@ def unusable(exc: OSError, path: Path | str | None = None, action: str = "write"
               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
               errno.EPERM: "permission denied"}.get(exc.errno or 0)
     obstacle = _obstacle(where)
-    if obstacle is not None and exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
-        reason = obstacle
-    return EnvironmentUnusableError(f"Cannot {action} {where}: {reason or exc.strerror or exc}",
-                                    hint="Free some space, or point --home / --cache-dir at a writable directory.")
+    hint = "Free some space, or point --home / --cache-dir at a writable directory."
+    if isinstance(exc, NotRegularFile) or exc.errno == errno.EISDIR:
+        reason = exc.strerror if isinstance(exc, NotRegularFile) else "it is a directory, not a regular file"
+        hint = "lbctl keeps a regular file there: move this one away."
+    elif obstacle is not None and exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        reason, hint = obstacle, "Fix or remove what is in the way, or point --home / --cache-dir elsewhere."
+    return EnvironmentUnusableError(f"Cannot {action} {where}: {reason or exc.strerror or exc}", hint=hint)
 
 
 def _obstacle(path: Path) -> str | None:
@@ -129,7 +165,7 @@ def copy_atomic(src: Path, dest: Path, sha256: str, *, mode: int = 0o644, durabl
     import hashlib
 
     digest = hashlib.sha256()
-    with open(src, "rb") as source, atomic_writer(dest, mode, durable=durable) as target:
+    with open_regular(src) as source, atomic_writer(dest, mode, durable=durable) as target:
         for block in iter(lambda: source.read(1 << 20), b""):
             digest.update(block)
             target.write(block)
@@ -209,33 +245,50 @@ def remove_stale_temporaries(directory: Path) -> int:
     return removed
 
 
-# --- reading files the user names ------------------------------------------------------------------------
+# --- reading files ---------------------------------------------------------------------------------------
+#
+# One reader for every file lbctl reads whole, the user's (a config file, a plugins file) and its own (state.json,
+# the user config and credentials, a target's notes, cache entries): a regular file only, never read past its limit.
+# They differ only in what a refusal is: bad input (exit 2, 5) for the user's files, an environment lbctl cannot
+# use (exit 6) for its own.
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _read_bounded(path: Path, limit: int) -> tuple[bytes, os.stat_result]:
+    """The bytes of the regular file `path` and what fstat said of it (FileNotFoundError, NotRegularFile or another
+    OSError; _TooLarge)."""
+    with open_regular(path) as stream:
+        info = os.fstat(stream.fileno())
+        if info.st_size > limit:
+            raise _TooLarge
+        data = stream.read(limit + 1)
+    if len(data) > limit:  # it grew while being read
+        raise _TooLarge
+    return data, info
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit} bytes"
 
 
 def read_regular_file(path: Path, limit: int, what: str = "file") -> bytes:
-    """The bytes of a regular file of at most `limit` bytes. A FIFO, a device or a directory is refused before
-    anything is read (opening a FIFO does not wait for a writer), and a file is never read past `limit`."""
+    """The bytes of a file the user names, a regular file of at most `limit` bytes. A FIFO, a device or a
+    directory is refused before anything is read, and a file is never read past `limit`."""
     from lbctl.errors import NotFoundError, UsageError
 
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        return _read_bounded(path, limit)[0]
     except FileNotFoundError:
         raise NotFoundError(f"No such {what}: {path}") from None
+    except NotRegularFile:
+        raise UsageError(f"{path} is not a regular file", hint=f"Give the path of a {what}.") from None
     except OSError as exc:
         raise UsageError(f"Cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise UsageError(f"{path} is not a regular file", hint=f"Give the path of a {what}.")
-        if info.st_size > limit:
-            raise UsageError(f"{path} is larger than the limit of {limit} bytes")
-        with os.fdopen(os.dup(fd), "rb") as stream:
-            data = stream.read(limit + 1)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise UsageError(f"{path} is larger than the limit of {limit} bytes")
-    return data
+    except _TooLarge:
+        raise UsageError(f"{path} is larger than the limit of {limit} bytes") from None
 
 
 def read_text_file(path: Path, limit: int, what: str = "file") -> str:
@@ -246,3 +299,32 @@ def read_text_file(path: Path, limit: int, what: str = "file") -> str:
         return read_regular_file(path, limit, what).decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(f"{path} is not UTF-8 text") from None
+
+
+OWN_FILE_LIMIT: Final = 1 << 20  # a config file, credentials, a target's notes, a description, a cache entry
+
+
+def read_own_file(path: Path, limit: int = OWN_FILE_LIMIT) -> bytes:
+    """The bytes of a file lbctl keeps, in place of `path.read_bytes()`: FileNotFoundError when it does not exist
+    (nor does a link in its place), else the file, a regular one of at most `limit` bytes. A FIFO, a device, a
+    dangling link, a file larger than `limit` or one that cannot be read is EnvironmentUnusableError (exit 6)."""
+    return read_own_file_stat(path, limit)[0]
+
+
+def read_own_file_stat(path: Path, limit: int) -> tuple[bytes, os.stat_result]:
+    """`read_own_file`, and what fstat said of the file that was read."""
+    try:
+        return _read_bounded(path, limit)
+    except NotRegularFile as exc:
+        if os.path.realpath(path) == os.devnull:  # LBCTL_CONFIG=/dev/null: no settings, as GIT_CONFIG=/dev/null
+            return b"", os.stat(os.devnull)
+        raise unusable(exc, path, "read") from None
+    except FileNotFoundError as exc:
+        if _obstacle(path) is None:
+            raise
+        raise unusable(exc, path, "read") from None
+    except OSError as exc:
+        raise unusable(exc, path, "read") from None
+    except _TooLarge:
+        raise EnvironmentUnusableError(f"Cannot read {path}: it is larger than the limit of {_size(limit)}",
+                                       hint="It is not a file lbctl wrote: move it away.") from None

@@ -185,9 +185,27 @@ class DeferredTrust(ssl.SSLContext):
     def real(self) -> ssl.SSLContext:
         with self._lock:
             if self._context is None:
-                self._context = httpx.create_ssl_context(verify=True, trust_env=True)
-                self._context.set_alpn_protocols(["http/1.1"])  # what httpcore sets on a context without HTTP/2
+                try:
+                    context = httpx.create_ssl_context(verify=True, trust_env=True)
+                except OSError as exc:  # SSL_CERT_FILE=/nope, or a file of no certificates (ssl.SSLError)
+                    raise _untrusted(exc) from None
+                context.set_alpn_protocols(["http/1.1"])  # what httpcore sets on a context without HTTP/2
+                self._context = context
             return self._context
+
+
+def _untrusted(exc: OSError) -> Exception:
+    """The certificate authorities cannot be loaded: exit 7 (TLS), naming the variable that points at them."""
+    import os
+
+    from lbctl.errors import NetworkError
+
+    named = [f"{name}={os.environ[name]}" for name in ("SSL_CERT_FILE", "SSL_CERT_DIR") if os.environ.get(name)]
+    where = f"from {named[0]}" if named else "(certifi's bundle)"  # httpx reads the first that is set
+    reason = exc.strerror or getattr(exc, "reason", None) or str(exc)
+    return NetworkError(f"TLS: cannot load the trusted certificate authorities {where}: {reason}",
+                        hint="Point SSL_CERT_FILE at a PEM file of certificate authorities, or unset it to use "
+                             "lbctl's own (certifi).")
 
 
 class _DeadlineBackend:
@@ -302,6 +320,10 @@ class RetryingClient(httpx.Client):
     def __init__(self, *, retries: int = 3, backoff: float = 0.5,
                  retry_on: Callable[[httpx.Response], bool] = lambda r: r.status_code in RETRY_STATUSES,
                  deadline: float | None = None, **kwargs: Any):
+        if "base_url" in kwargs:  # a URL from a setting, a target or a LangBot answer: refused before httpx sees it
+            from lbctl.urls import require
+
+            require(str(kwargs["base_url"]), "URL")
         _import_httpcore_without_http2()
         kwargs.setdefault("headers", {}).setdefault("Accept-Encoding", ACCEPT_ENCODING)
         kwargs.setdefault("verify", DeferredTrust())

@@ -14,12 +14,14 @@ from typing import Any, Callable, Final
 
 import httpx
 
+from lbctl.configschema import nesting
 from lbctl.errors import (CredentialsError, InvalidSpecError, LbctlError, NetworkError, NotFoundError,
                           PreconditionError, ProtocolError)
 from lbctl.http import USER_AGENT, RetryingClient, TooLarge, describe_timeout, read_limited, timeouts
 
 API: Final = "/api/v1"
 MAX_JSON_BYTES: Final = 4 * 1024 * 1024
+MAX_NESTING: Final = 100  # config values nest 64 levels at most (configschema), a manifest's below ~8 more
 RUNTIME_HINT: Final = "Check that LangBot's plugin runtime is up and connected (`lbctl doctor --target …`)."
 Classifier = Callable[[int, Any, str], "LbctlError | None"]  # (status, code, msg) -> the error, or None
 
@@ -188,6 +190,8 @@ class LangBotClient:
                 return {}
             if not isinstance(data, dict):
                 raise self._protocol(subject, "data is not an object")
+            if nesting(data) > MAX_NESTING:  # a value 500 deep would exhaust the stack of what walks it
+                raise self._protocol(subject, f"it nests more than {MAX_NESTING} levels deep")
             return data
         raise self._error(status, doc, subject, classify)
 

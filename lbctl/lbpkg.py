@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import posixpath
 import re
 import stat
@@ -19,7 +20,7 @@ from typing import Any, Final, Iterator
 
 from lbctl import requirements
 from lbctl.errors import PackageInvalidError
-from lbctl.fsutil import sha256_file
+from lbctl.fsutil import open_regular, sha256_file
 from lbctl.models import Component, PackageInfo
 
 MAX_ENTRIES: Final = 512
@@ -75,8 +76,8 @@ def _refusing(what: str) -> Iterator[None]:
 
 def read_file(path: Path, sha256: str | None = None) -> PackageInfo:
     """Read and validate a package on disk without holding it in memory (`sha256` if already known)."""
-    with _refusing(str(path)), zipfile.ZipFile(path) as archive:
-        return _read_archive(archive, sha256 or sha256_file(path), path.stat().st_size)
+    with _refusing(str(path)), open_regular(path) as stream, zipfile.ZipFile(stream) as archive:
+        return _read_archive(archive, sha256 or sha256_file(path), os.fstat(stream.fileno()).st_size)
 
 
 def read_bytes(data: bytes) -> PackageInfo:
@@ -87,14 +88,14 @@ def read_bytes(data: bytes) -> PackageInfo:
 
 def read_config_schema(path: Path) -> tuple[dict, ...]:
     """Only the config schema of a package that was validated when it was stored (cheap)."""
-    with _refusing(str(path)), zipfile.ZipFile(path) as archive:
+    with _refusing(str(path)), open_regular(path) as stream, zipfile.ZipFile(stream) as archive:
         manifest = _yaml(_read(archive, archive.getinfo("manifest.yaml"), MAX_MANIFEST_SIZE), "manifest.yaml")
         return _check_config(manifest["spec"].get("config"))
 
 
 def read_requirements(path: Path) -> tuple[str, ...]:
     """Only the requirements of a package that was validated when it was stored (cheap)."""
-    with _refusing(str(path)), zipfile.ZipFile(path) as archive:
+    with _refusing(str(path)), open_regular(path) as stream, zipfile.ZipFile(stream) as archive:
         return _requirements(archive, {i.filename: i for i in archive.infolist()})
 
 

@@ -63,8 +63,9 @@ PLUGIN_FIELDS: Final[dict[str, tuple[type, ...]]] = {
 
 Progress = Callable[[int, "int | None"], None]
 Verify = Callable[[Path, str], None]  # (temporary file, its sha256)
-# Turns an error status and its `msg` into the exception to raise, or None for the generic mapping.
-Classifier = Callable[[int, str], "Exception | None"]
+# Turns an error status and its `msg` into the exception to raise, or None for the generic mapping. `msg` is None
+# when the answer is not the marketplace's {code, msg} envelope (an HTML page, another API's JSON, nothing).
+Classifier = Callable[[int, "str | None"], "Exception | None"]
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -271,12 +272,16 @@ def _message(doc: Any) -> str:
     return msg.strip()[:300] if isinstance(msg, str) else ""
 
 
-def _error_message(response: httpx.Response) -> str:
-    """The `msg` of an error answer (read up to 64 KiB), or ""."""
+def _error_message(response: httpx.Response) -> str | None:
+    """The `msg` of an error answer in the marketplace's envelope (read up to 64 KiB; "" when it has none), or
+    None when the answer is not that envelope: a JSON object with an integer `code`."""
     try:
-        return _message(json.loads(read_capped(response, MAX_ERROR_BYTES)))
+        doc = json.loads(read_capped(response, MAX_ERROR_BYTES))
     except (httpx.HTTPError, ValueError, RecursionError):
-        return ""
+        return None
+    if not isinstance(doc, dict) or type(doc.get("code")) is not int:
+        return None
+    return _message(doc)
 
 
 def _status_error(response: httpx.Response, subject: str, classify: Classifier | None) -> Exception:
@@ -286,6 +291,9 @@ def _status_error(response: httpx.Response, subject: str, classify: Classifier |
     if known is not None:
         return known
     detail = f"HTTP {status}" + (f": {msg}" if msg else "")
+    if status == 404 and msg is None:
+        kind = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+        return _protocol(subject, f"HTTP 404 with an answer that is not the marketplace's API ({kind})")
     if 300 <= status < 400:
         where = response.headers.get("Location", "?")
         return _protocol(subject, f"a redirect to {where} (redirects are only followed for downloads)")
@@ -298,7 +306,11 @@ def _status_error(response: httpx.Response, subject: str, classify: Classifier |
 
 
 def _missing(plugin_id: str, version: str | None = None) -> Classifier:
-    def classify(status: int, msg: str) -> Exception | None:
+    """A 404 in the marketplace's envelope is "not found"; any other 404 (a web server's page) is exit 8."""
+
+    def classify(status: int, msg: str | None) -> Exception | None:
+        if msg is None:
+            return None
         if version is not None and status in (404, 500) and msg.startswith(VERSION_NOT_FOUND):
             return NotFoundError(f"{plugin_id} has no version {version} on the marketplace", plugin=plugin_id,
                                  hint=f"See `lbctl market show {plugin_id} --versions`.")
@@ -314,7 +326,7 @@ def _missing(plugin_id: str, version: str | None = None) -> Classifier:
 
 
 def _url_errors(url: str) -> Classifier:
-    def classify(status: int, msg: str) -> Exception | None:
+    def classify(status: int, msg: str | None) -> Exception | None:
         if status in (404, 410):
             return NotFoundError(f"Nothing found at {url} (HTTP {status})")
         if status in (401, 403):
@@ -327,7 +339,7 @@ def _url_errors(url: str) -> Classifier:
     return classify
 
 
-def _route_missing(status: int, msg: str) -> Exception | None:
+def _route_missing(status: int, msg: str | None) -> Exception | None:
     return _RouteMissing() if status == 404 else None
 
 
@@ -461,14 +473,15 @@ def _is_answer(response: httpx.Response) -> bool:
     length = response.headers.get("Content-Length", "")
     if not length.isdigit() or int(length) > MAX_ERROR_BYTES:
         return False
-    return _error_message(response).startswith(VERSION_NOT_FOUND)
+    return (_error_message(response) or "").startswith(VERSION_NOT_FOUND)
 
 
 def make_http(base_url: str, *, timeout: float = 30.0, retries: int = 3, backoff: float = 0.5) -> httpx.Client:
     """The client every marketplace call uses: User-Agent, TLS verified, proxy variables honoured, retries, and
     `timeout` as the deadline of each whole request."""
-    if not base_url.lower().startswith(("http://", "https://")):
-        raise UsageError(f"Invalid index URL {base_url!r}: it must start with http:// or https://")
+    from lbctl.urls import require
+
+    require(base_url, "marketplace URL")
     return RetryingClient(
         retries=retries,
         backoff=backoff,

@@ -112,6 +112,13 @@ class Renderer:
             self._error_line(error.to_json())
         return code
 
+    def traceback(self, exc: BaseException) -> None:
+        """The traceback of `exc` on stderr (--debug), before the error itself is rendered."""
+        import traceback
+
+        self.stderr.write("".join(traceback.format_exception(exc)))
+        self.stderr.flush()
+
     def _error_line(self, error: dict) -> None:
         self.stderr.write(f"{self.paint('error:', 'red')} {sanitize(error['message'])}\n")
         if error.get("hint"):

@@ -10,6 +10,7 @@ from typing import Any, Mapping
 from lbctl.errors import UsageError
 
 DEFAULT_INDEX_URL = "https://space.langbot.app"
+MAX_SECONDS = 366 * 24 * 3600  # a deadline longer than a year is a typo (and overflows what sockets accept)
 
 # name -> (environment variable, kind)
 _KEYS: dict[str, tuple[str | None, str]] = {
@@ -98,10 +99,12 @@ def has_credentials(url: str) -> bool:
 
 
 def _read_user_config(environ: Mapping[str, str]) -> dict:
+    from lbctl.fsutil import read_own_file
+
     path = config_path(environ)
     try:
-        raw = path.read_bytes()
-    except OSError:
+        raw = read_own_file(path)  # a FIFO, /dev/zero or 600 MiB there is exit 6, not a hang or a MemoryError
+    except FileNotFoundError:
         return {}
     from lbctl.tomlio import loads
 
@@ -137,10 +140,16 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -
     if has_credentials(values["index_url"]):
         raise UsageError("The marketplace URL (--index-url) holds a user name or password: lbctl sends the "
                          "marketplace no credentials", hint="Give the URL without `user:password@`.")
+    from lbctl.urls import require
+
+    values["index_url"] = require(values["index_url"], "index URL")
     values["targets"] = _targets_table(user.get("targets", {}))
-    for name in ("timeout", "wait_ready"):
-        if values.get(name) is not None and not values[name] > 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds")
+    for name in ("timeout", "wait_ready", "lock_timeout"):
+        value = values.get(name)
+        if value is not None and not (0 <= value <= MAX_SECONDS and (value > 0 or name == "lock_timeout")):
+            flag = "LBCTL_LOCK_TIMEOUT" if name == "lock_timeout" else f"--{name.replace('_', '-')}"
+            raise UsageError(f"{flag} must be a number of seconds above 0 and at most {MAX_SECONDS} (one year), "
+                             f"not {value!r}")
     return Settings(**values)
 
 

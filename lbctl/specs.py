@@ -96,11 +96,17 @@ def _invalid(raw: str, reason: str) -> InvalidSpecError:
 
 
 def _url_spec(raw: str) -> Spec:
-    parts = urlsplit(raw)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise _invalid(raw, f"unsupported URL scheme {parts.scheme!r}; only http:// and https:// are supported")
-    if not parts.hostname:
-        raise _invalid(raw, "the URL has no host")
+    from lbctl import urls
+
+    try:
+        scheme = urlsplit(raw).scheme
+    except ValueError:
+        scheme = raw.split(":", 1)[0]
+    if scheme.lower() not in ("http", "https"):
+        raise _invalid(raw, f"unsupported URL scheme {scheme!r}; only http:// and https:// are supported")
+    reason = urls.problem(raw)
+    if reason is not None:
+        raise InvalidSpecError(f"Invalid spec '{urls.shown(raw)}': {reason}")
     return Spec("url", raw, url=raw)
 
 

@@ -4,9 +4,17 @@ Layout of the home directory (owner-only: directories 0700, files 0600):
   state.json          schema, revision, plugins (records), config (per id; kept after uninstall)
   packages/<sha>.lbpkg every package in use, plus each plugin's previous one (for a rollback)
   files/              files uploaded as `file` config values
+  storage.db          the plugins' stored data (SQLite; StorageFile below, the runtime host's Storage)
   .lock               inter-process lock (flock)
 One atomic rename of state.json is the commit point of every change. Whatever a killed run left (temporary
 files, packages stored for a commit that never came) is removed by the next run that gets the lock.
+
+A purge changes two files, state.json and storage.db, which no single rename covers. state.json is the decision:
+the commit that removes a plugin's record and config also lists it under `purging`, and while that entry exists
+its rows in storage.db are deleted data that is not yet gone. The same command deletes them right after the
+commit and then drops the entry; a run killed in between leaves the entry, and the next run that opens the
+environment (any command, `runtime serve`) deletes the rows before anything reads storage. So a crash at any
+point leaves the record, the config and the rows all as before, or (once the next run has looked) all gone.
 """
 
 from __future__ import annotations
@@ -15,20 +23,23 @@ import copy
 import json
 import os
 import re
+import stat
 import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Iterator
+from typing import Any, Final, Iterable, Iterator
 
 from lbctl import interrupts
-from lbctl.errors import LbctlError, LockedError, StateCorruptError
-from lbctl.fsutil import (PRIVATE_FILE, copy_atomic, fsync_path, is_sha256, private_dir, remove_stale_temporaries,
-                          sha256_file, unusable, write_atomic, writing_to)
+from lbctl.errors import EnvironmentUnusableError, LbctlError, LockedError, PreconditionError, StateCorruptError
+from lbctl.fsutil import (PRIVATE_FILE, NotRegularFile, copy_atomic, file_kind, fsync_path, is_sha256, private_dir,
+                          read_own_file, read_own_file_stat, remove_stale_temporaries, sha256_file, unusable,
+                          write_atomic, writing_to)
 from lbctl.models import PackageInfo, Record
 
 SCHEMA: Final = 1
 STATE_FILE: Final = "state.json"
+MAX_STATE_BYTES: Final = 64 * 1024 * 1024  # 500 plugins with large config take ~2 MiB
 # config values nest at most 64 levels (configschema.MAX_NESTING) under plugin id and key, below state.json's top
 MAX_NESTING: Final = 64 + 3
 ID: Final = re.compile(r"^[A-Za-z0-9_-]+/[A-Za-z0-9_-]+$")
@@ -52,6 +63,13 @@ class State:
     config: dict[str, dict] = field(default_factory=dict)
     revision: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    purging: list[str] = field(default_factory=list)  # purged plugins whose stored rows are still to be deleted
+
+    def purge(self, plugin_id: str) -> None:
+        """Forget the config of `plugin_id` and delete its stored data, with the same commit."""
+        self.config.pop(plugin_id, None)
+        if plugin_id not in self.purging:
+            self.purging.append(plugin_id)
 
     def to_json(self) -> dict:
         return {
@@ -60,6 +78,7 @@ class State:
             "revision": self.revision,
             "plugins": {pid: rec.to_json() for pid, rec in sorted(self.plugins.items())},
             "config": {pid: cfg for pid, cfg in sorted(self.config.items())},
+            **({"purging": sorted(self.purging)} if self.purging else {}),
         }
 
     @classmethod
@@ -83,8 +102,11 @@ class State:
             raise _corrupt(where, "config must map plugin ids to objects")
         if not isinstance(revision, int) or isinstance(revision, bool):
             raise _corrupt(where, "revision is not an integer")
-        extra = {k: v for k, v in data.items() if k not in ("schema", "revision", "plugins", "config")}
-        return cls(plugins, dict(config), revision, extra)
+        purging = data.get("purging", [])
+        if not isinstance(purging, list) or not all(isinstance(p, str) and ID.match(p) for p in purging):
+            raise _corrupt(where, "purging must be a list of plugin ids")
+        extra = {k: v for k, v in data.items() if k not in ("schema", "revision", "plugins", "config", "purging")}
+        return cls(plugins, dict(config), revision, extra, list(purging))
 
 
 def _nesting(doc: Any) -> int:
@@ -146,6 +168,10 @@ class Environment:
         return self.home / STATE_FILE
 
     @property
+    def storage_file(self) -> Path:
+        return self.home / "storage.db"
+
+    @property
     def packages_dir(self) -> Path:
         return self.home / "packages"
 
@@ -159,18 +185,15 @@ class Environment:
     def load(self) -> State:
         """The current state, read without the lock. state.json is only ever replaced by a rename, so a file with
         the same inode, size and times is the one already read: its State is returned again (callers never
-        change a loaded State; a transaction changes a copy)."""
+        change a loaded State; a transaction changes a copy). A state.json that is not a regular file, a dangling
+        link (or below one) or larger than MAX_STATE_BYTES is exit 6, never an empty environment."""
         try:
-            with open(self.state_file, "rb") as stream:
-                info = os.fstat(stream.fileno())
-                identity = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
-                if self._last is not None and self._last[0] == identity:
-                    return self._last[1]
-                raw = stream.read()
+            raw, info = read_own_file_stat(self.state_file, MAX_STATE_BYTES)
         except FileNotFoundError:
             return State()
-        except OSError as exc:
-            raise unusable(exc, self.state_file, "read") from None
+        identity = (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+        if self._last is not None and self._last[0] == identity:
+            return self._last[1]
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):
@@ -187,7 +210,7 @@ class Environment:
         the change stored; a Ctrl-C during the commit takes effect once it is done.
         """
         with self.lock():
-            before = self.load()
+            before = self._finish_purges(self.load())
             self._tidy(before)
             state = copy.deepcopy(before)
             self._unsynced = []
@@ -196,7 +219,7 @@ class Environment:
                 if state.to_json() != before.to_json():
                     state.revision = before.revision + 1
                     with interrupts.deferred():
-                        self._save(state)
+                        self._commit(before, state)
                         self.collect_garbage(state)
             except BaseException:
                 with interrupts.deferred():
@@ -207,6 +230,72 @@ class Environment:
         self._sync_stored()
         data = json.dumps(state.to_json(), indent=1, ensure_ascii=False).encode()
         write_atomic(self.state_file, data, mode=PRIVATE_FILE)
+
+    def _commit(self, before: State, state: State) -> None:
+        """Save `state`; when it purges plugins, delete their stored rows with it (see the module's docstring).
+        The rows are deleted in an SQLite transaction that is open, holding the database, while state.json is
+        replaced, and committed right after: a runtime host cannot write them in between, and a storage.db that
+        is busy or cannot be used fails the command before anything changed."""
+        if not state.purging or not os.path.lexists(self.storage_file):
+            state.purging = []  # no storage.db: nothing stored to delete
+            self._save(state)
+            return
+        storage = StorageFile(self.storage_file, timeout=self.lock_timeout)
+        try:
+            storage.begin_purge("plugin", state.purging, timeout=self.lock_timeout)
+            try:
+                self._save(state)  # the commit point: the record, the config and the decision to delete the rows
+            except BaseException:
+                storage.rollback()
+                raise
+            try:
+                storage.commit()
+            except LbctlError as exc:
+                storage.rollback()
+                raise self._undo(before, exc) from None
+        finally:
+            storage.close()
+        self._forget_purges(state)
+
+    def _undo(self, before: State, exc: LbctlError) -> LbctlError:
+        """The rows could not be deleted after state.json was replaced (a disk that filled up in between): put
+        state.json back, or if even that fails, say that the next run completes the purge."""
+        try:
+            self._save(before)
+        except LbctlError:
+            exc.message += "; the purge is recorded, and the next lbctl command completes it"
+            exc.args = (exc.message,)
+        return exc
+
+    def _forget_purges(self, state: State) -> None:
+        """The rows are gone: drop the `purging` entry (a run that cannot only leaves the next one less to do)."""
+        state.purging = []
+        try:
+            self._save(state)
+        except LbctlError:
+            pass
+
+    def _finish_purges(self, state: State) -> State:
+        """Complete the purges a killed run committed but could not finish (under the lock); LbctlError when the
+        plugin storage cannot be used (then nothing may go ahead: the rows would outlive their decision)."""
+        if not state.purging:
+            return state
+        if os.path.lexists(self.storage_file):
+            storage = StorageFile(self.storage_file, timeout=self.lock_timeout)
+            try:
+                storage.begin_purge("plugin", state.purging, timeout=self.lock_timeout)
+                storage.commit()
+            finally:
+                storage.close()
+        done = copy.deepcopy(state)
+        self._forget_purges(done)
+        return done
+
+    def finish_purges(self) -> None:
+        """`_finish_purges` for a reader of the plugin storage (the runtime host) before it reads anything."""
+        if self.load().purging:
+            with self.lock():
+                self._finish_purges(self.load())
 
     def describe_package(self, info: PackageInfo) -> None:
         """Keep what the stored package `info.sha256` says about itself beside it (packages/<sha256>.json), so
@@ -221,8 +310,8 @@ class Environment:
     def package_info(self, sha256: str) -> PackageInfo | None:
         """The description kept beside a stored package, or None (missing, damaged, or for another package)."""
         try:
-            info = PackageInfo.from_json(json.loads((self.packages_dir / f"{sha256}.json").read_bytes()))
-        except (OSError, ValueError, RecursionError, TypeError):
+            info = PackageInfo.from_json(json.loads(read_own_file(self.packages_dir / f"{sha256}.json", 1 << 20)))
+        except (OSError, LbctlError, ValueError, RecursionError, TypeError):
             return None
         return info if info.sha256 == sha256 else None
 
@@ -288,7 +377,7 @@ class Environment:
             return  # never used, or not by this version: nothing to tidy, and nothing to create
         try:
             with self.lock(timeout=0):
-                self._tidy(self.load())
+                self._tidy(self._finish_purges(self.load()))
         except (LbctlError, OSError):
             pass  # locked, read-only or damaged: the command itself says so if it matters
 
@@ -315,3 +404,119 @@ class Environment:
             yield
         finally:
             os.close(fd)
+
+
+# --- storage.db ----------------------------------------------------------------------------------------
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS storage (
+    owner_type TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (owner_type, owner, key)
+)
+"""
+
+
+BUSY_HINT: Final = "Another process holds the plugin storage (a runtime host?); nothing was changed: stop it or retry."
+DAMAGED_HINT: Final = ("Move it away (the plugins' stored data in it is lost) or restore it from a backup; lbctl "
+                       "creates a new one.")
+
+
+def storage_error(exc: Exception, path: Path, doing: str) -> LbctlError:
+    """What an SQLite error means for the user: another process holds the database (6), the disk or the file
+    cannot be used (6)."""
+    import sqlite3  # 3 ms of every start that commands not touching storage.db need not pay
+
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return PreconditionError(f"Cannot {doing}: the plugin storage ({path.name}) is busy: {text}", hint=BUSY_HINT)
+    if isinstance(exc, sqlite3.DatabaseError) and ("not a database" in text or "malformed" in text):
+        return EnvironmentUnusableError(f"Cannot {doing}: {path} is not an SQLite database ({text})",
+                                        hint=DAMAGED_HINT)
+    return EnvironmentUnusableError(f"Cannot {doing}: the plugin storage ({path}): {text}",
+                                    hint="Free some space, or make the home writable.")
+
+
+class StorageFile:
+    """HOME/storage.db, opened: the plugins' stored data, rows of (owner_type, owner, key, value). The runtime host
+    reads and writes it (lbctl.runtime.storage.Storage); the environment deletes the rows of a purged plugin."""
+
+    def __init__(self, path: Path, *, timeout: float = 5.0):
+        import sqlite3
+
+        self.path = path
+        _check_file(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK, 0o600))
+        except OSError as exc:
+            raise unusable(exc, path, "open") from None
+        _check_file(path)  # what was created or opened, in case something took its place meanwhile
+        try:
+            self._db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise storage_error(exc, path, "open the plugin storage") from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute(_SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise storage_error(exc, path, "open the plugin storage") from None
+
+    def purge(self, owner_type: str, owner: str) -> None:
+        self._db.execute("DELETE FROM storage WHERE owner_type=? AND owner=?", (owner_type, owner))
+
+    def begin_purge(self, owner_type: str, owners: Iterable[str], *, timeout: float) -> None:
+        """Delete the owners' rows in a transaction left open: `commit()` or `rollback()` ends it. LbctlError
+        (nothing changed) when another process holds the database for longer than `timeout`."""
+        import sqlite3
+
+        try:
+            self._db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self.path, "delete the stored data") from None
+        try:
+            for owner in owners:
+                self.purge(owner_type, owner)
+        except BaseException as exc:
+            self.rollback()
+            if isinstance(exc, sqlite3.Error):
+                raise storage_error(exc, self.path, "delete the stored data") from None
+            raise
+
+    def commit(self) -> None:
+        import sqlite3
+
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise storage_error(exc, self.path, "delete the stored data") from None
+
+    def rollback(self) -> None:
+        import sqlite3
+
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite rolls back what it could not commit when the connection closes
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def _check_file(path: Path) -> None:
+    """storage.db is a regular file or does not exist yet: a FIFO, a device or a dangling link is refused."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError as exc:
+        if os.path.islink(path):
+            raise unusable(exc, path, "open") from None
+        return
+    except OSError as exc:
+        raise unusable(exc, path, "open") from None
+    if not stat.S_ISREG(mode):
+        raise unusable(NotRegularFile(path, file_kind(mode)), path, "open")

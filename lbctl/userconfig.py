@@ -14,8 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from lbctl.errors import CredentialsError, LbctlError, LockedError, PreconditionError, UsageError
-from lbctl.fsutil import private_dir, read_text_file, write_atomic
+from lbctl.errors import CredentialsError, LockedError, PreconditionError, UsageError
+from lbctl.fsutil import private_dir, read_own_file, write_atomic
 from lbctl.settings import config_path
 
 KEY_VARIABLES = ("LBCTL_API_KEY", "LANGBOT_API_KEY")
@@ -31,12 +31,12 @@ def credentials_path(environ: Mapping[str, str] = os.environ) -> Path:
 def read(path: Path) -> dict[str, Any]:
     from lbctl import tomlio
 
-    if not os.path.lexists(path):
+    try:  # a FIFO, a device, a dangling link or an oversized file there is exit 6, never a hang
+        text = read_own_file(path, MAX_FILE).decode("utf-8")
+    except FileNotFoundError:
         return {}
-    try:
-        text = read_text_file(path, MAX_FILE, "TOML file")
-    except LbctlError as exc:
-        raise PreconditionError(f"Cannot read {path}: {exc.message}") from None
+    except UnicodeDecodeError:
+        raise PreconditionError(f"Cannot read {path}: it is not UTF-8 text") from None
     try:
         return tomlio.loads(text)
     except tomlio.TOMLDecodeError as exc:

@@ -137,3 +137,59 @@ def handler_installed(pid: int) -> bool:
         return False
     caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
     return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
+def environment_snapshot(home: Path) -> str:
+    """What a crash must leave either as before a command or as after it: the records, the config, a purge still
+    to be completed, and the plugins' stored rows (read straight from the files, as a fresh process would)."""
+    import sqlite3
+
+    try:
+        state = json.loads((home / "state.json").read_text())
+    except FileNotFoundError:
+        state = {"plugins": {}, "config": {}}
+    plugins = {pid: (r["version"], r["sha256"], r.get("enabled", True)) for pid, r in state["plugins"].items()}
+    stored: list = []
+    if (home / "storage.db").exists():
+        db = sqlite3.connect(home / "storage.db")
+        try:
+            stored = sorted(db.execute("SELECT owner_type, owner, key, value FROM storage").fetchall())
+        finally:
+            db.close()
+    return json.dumps([plugins, state["config"], state.get("purging", []), [list(map(str, row)) for row in stored]],
+                      sort_keys=True)
+
+
+def strace_usable() -> str | None:
+    """None when strace can trace a child here, else why not (it is not installed, or ptrace is not allowed)."""
+    import shutil
+
+    if shutil.which("strace") is None:
+        return "strace is not installed (.ci/run installs it)"
+    probe = subprocess.run(["strace", "-f", "-o", "/dev/null", "true"], capture_output=True, text=True)
+    return None if probe.returncode == 0 else f"strace cannot trace here: {probe.stderr.strip()[:200]}"
+
+
+def syscall_counts(args: list[str], syscalls: tuple[str, ...], *, env: dict | None = None) -> dict[str, int]:
+    """How often `lbctl ARGS` (run as `run_injected` runs it) makes each of `syscalls`, from `strace -c`."""
+    with tempfile.NamedTemporaryFile("r", prefix="lbctl-strace-") as out:
+        prefix = ["strace", "-f", "-c", "-U", "name,calls", "-e", f"trace={','.join(syscalls)}", "-o", out.name]
+        done = finish(spawn(list(args), env=env, prefix=prefix), what=f"strace -c lbctl {' '.join(args)[:200]}")
+        assert done.exit_code == 0, done.output
+        counts = dict.fromkeys(syscalls, 0)
+        for line in out.read().splitlines():
+            words = line.split()
+            if len(words) == 2 and words[0] in counts and words[1].isdigit():
+                counts[words[0]] = int(words[1])
+    return counts
+
+
+def run_injected(args: list[str], syscall: str, when: int, action: str, *, env: dict | None = None,
+                 timeout: float = 60) -> Proc:
+    """`lbctl ARGS` under strace, which injects `action` (`signal=SIGKILL`, `signal=SIGINT`, `error=ENOSPC`) at the
+    `when`-th call of `syscall` (counted per thread)."""
+    prefix = ["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={syscall}",
+              "-e", f"inject={syscall}:{action}:when={when}"]
+    started = time.monotonic()
+    return finish(spawn(list(args), env=env, prefix=prefix), timeout=timeout, started=started,
+                  what=f"lbctl {' '.join(args)[:200]} ({syscall} #{when}: {action})")

@@ -11,14 +11,17 @@ from lbctl.cli.argv import command_name, hoist_global_options
 def main(argv: list[str] | None = None) -> None:
     from lbctl import interrupts
 
+    args = list(sys.argv[1:] if argv is None else argv)
     interrupts.install()  # first of all: a Ctrl-C during start-up is an interruption too, not a traceback
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv in (["--version"], ["-V"]):  # fast path: no third-party import at all
-        from lbctl import __version__
+    try:  # a signal before run() has set up its own boundary (a full run under load caught one at the line after install)
+        if args in (["--version"], ["-V"]):  # fast path: no third-party import at all
+            from lbctl import __version__
 
-        sys.stdout.write(f"lbctl {__version__}\n")
-        sys.exit(0)
-    code = run(argv)
+            sys.stdout.write(f"lbctl {__version__}\n")
+            sys.exit(0)
+        code = run(args)
+    except KeyboardInterrupt:
+        code = interrupted(args)
     interrupts.finish()
     interrupts.ignore()  # Python gives SIGINT back its default action while it shuts down: the result is out
     if _abandoned_threads():
@@ -62,9 +65,11 @@ def run(argv: list[str]) -> int:
 
 
 def interrupted(argv: list[str]) -> int:
+    from lbctl import interrupts
     from lbctl.cli.session import wants_json
     from lbctl.errors import CommandInterruptedError
     from lbctl.render import Renderer
 
+    interrupts.finish()  # a second signal while this is printed must not cut it short
     renderer = Renderer(json_output=wants_json(argv, os.environ, {}))
     return renderer.error(CommandInterruptedError("interrupted"), command_name(argv))

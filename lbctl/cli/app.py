@@ -11,7 +11,7 @@ import typer
 from lbctl import __version__
 from lbctl.cli.session import Session, debug_enabled
 from lbctl.errors import CommandInterruptedError, EnvironmentUnusableError, InternalError, LbctlError, UsageError
-from lbctl.fsutil import ENVIRONMENT_ERRNOS, unusable
+from lbctl.fsutil import ENVIRONMENT_ERRNOS, NotRegularFile, unusable
 
 from typer._click import exceptions as click_exc  # typer >= 0.26 vendors click
 
@@ -94,22 +94,27 @@ def invoke(argv: list[str], environ: Mapping[str, str]) -> int:
             raise KeyboardInterrupt
         return session.exit_code
     except LbctlError as exc:
-        if debug_enabled(argv, environ):
-            raise
-        return session.renderer.error(exc, command_name(argv))
+        _debug(session, exc, argv, environ)
+        return session.render_error(exc, command_name(argv))
     except typer.Exit as exc:
         return exc.exit_code
     except click_exc.NoArgsIsHelpError as exc:
         exc.show()
         return 2
     except click_exc.ClickException as exc:
-        return session.renderer.error(UsageError(exc.format_message()), command_name(argv))
+        return session.render_error(UsageError(exc.format_message()), command_name(argv))
     except (KeyboardInterrupt, typer.Abort):
-        return session.renderer.error(CommandInterruptedError("interrupted"), command_name(argv))
+        return session.render_error(CommandInterruptedError("interrupted"), command_name(argv))
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback unless asked
-        if debug_enabled(argv, environ):
-            raise
-        return session.renderer.error(_unexpected(exc), command_name(argv))
+        _debug(session, exc, argv, environ)
+        return session.render_error(_unexpected(exc), command_name(argv))
+
+
+def _debug(session: Session, exc: BaseException, argv: list[str], environ: Mapping[str, str]) -> None:
+    """With --debug (LBCTL_DEBUG=1), the traceback on stderr; the error itself is rendered as always (the same
+    exit code, and with --json the same one envelope on stdout)."""
+    if debug_enabled(argv, environ):
+        session.renderer.traceback(exc)
 
 
 def _application(argv: list[str], environ: Mapping[str, str]) -> typer.Typer:
@@ -133,7 +138,7 @@ def _application(argv: list[str], environ: Mapping[str, str]) -> typer.Typer:
 
 def _unexpected(exc: Exception) -> LbctlError:
     """A full disk or a path in the way is the environment's doing (exit 6); anything else is a bug (exit 10)."""
-    if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+    if isinstance(exc, OSError) and (exc.errno in ENVIRONMENT_ERRNOS or isinstance(exc, NotRegularFile)):
         return unusable(exc)
     if type(exc).__module__ == "sqlite3" and any(w in str(exc) for w in SQLITE_ENVIRONMENT):
         return EnvironmentUnusableError(f"Cannot write the plugins' stored data (storage.db): {exc}",

@@ -216,9 +216,13 @@ def _notes_name(url: str) -> str:
 
 
 def _json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+    from lbctl.errors import LbctlError
+    from lbctl.fsutil import read_own_file
+    from lbctl.state import MAX_STATE_BYTES
+
+    try:  # a FIFO or /dev/zero in its place must not hang or fill the shell's completion
+        data = json.loads(read_own_file(path, MAX_STATE_BYTES))
+    except (OSError, ValueError, LbctlError):
         return {}
     return data if isinstance(data, dict) else {}
 

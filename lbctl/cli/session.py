@@ -9,7 +9,7 @@ from typing import Any, Mapping
 
 from lbctl import interrupts
 from lbctl.context import Context
-from lbctl.errors import CancelledError, ConfirmationNeededError
+from lbctl.errors import CancelledError, ConfirmationNeededError, LbctlError
 from lbctl.models import Result
 from lbctl.render import Renderer, sanitize
 from lbctl.settings import Settings, resolve
@@ -48,8 +48,13 @@ class Session:
 
     def render(self, result: Result) -> None:
         interrupts.check()  # a Ctrl-C that something swallowed still ends the command as interrupted
+        interrupts.finish()  # from the first byte of the result on, a signal changes nothing: one document
         self.exit_code = self.renderer.result(result)
+
+    def render_error(self, error: LbctlError, command: str) -> int:
+        """The error that ends the command (one document, whatever signal comes while it is printed)."""
         interrupts.finish()
+        return self.renderer.error(error, command)
 
     def confirm(self, message: str) -> bool:
         """True when the user answers yes. No is their decision: CancelledError (exit 1), nothing changed and

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from lbctl.context import Context
 from lbctl.errors import LbctlError, NotInstalledError, UsageError
-from lbctl.fsutil import sha256_file
+from lbctl.fsutil import NotRegularFile, sha256_file
 from lbctl.models import Record, Result
 from lbctl.ops.common import on
 from lbctl.targets import require_local
@@ -34,7 +34,7 @@ def verify(ctx: Context, ids: list[str]) -> Result:
         record = state.plugins[pid]
         try:
             actual = sha256_file(ctx.env.package_path(record.sha256))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotRegularFile):  # gone, or a FIFO, a device, a directory in its place
             missing.append(pid)
             continue
         if actual == record.sha256:

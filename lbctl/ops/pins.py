@@ -24,8 +24,22 @@ def rollback(ctx: Context, plugin_id: str, *, dry_run: bool = False, start: bool
         raise NotFoundError(f"{record.id} has nothing to roll back to", plugin=record.id,
                             hint="Only a package that an install, update or downgrade replaced can be put back.")
     candidate = target.resolver.previous(record)
+    _check_previous(record, candidate.info)
     steps = [plan.Step(record.id, "rollback", record, candidate)]
     if dry_run:
         return planned("rollback", steps, target=target)
     confirm_switches(ctx, steps)
     return apply("rollback", target, steps, start=start)
+
+
+def _check_previous(record, info) -> None:
+    """The package kept for a rollback must be that plugin's, in the version recorded with it: a record whose
+    previous_sha256 names another package (a state.json edited by hand) would "roll back" to something else."""
+    wanted = record.previous_version
+    if info.id == record.id and (wanted is None or info.version == wanted):
+        return
+    raise NotFoundError(
+        f"{record.id} has nothing to roll back to: the package its record keeps for a rollback is {info.id} "
+        f"{info.version}, not {record.id} {wanted or '(any version)'}", plugin=record.id,
+        hint=f"Install the version you want: `lbctl install '{record.id}=={wanted}'`." if wanted else
+        f"Install the version you want: `lbctl install '{record.id}==VERSION'`.")

@@ -11,6 +11,7 @@ from lbctl.errors import CredentialsError, LbctlError, NotFoundError, UsageError
 from lbctl.models import Result
 from lbctl.settings import config_path, has_credentials
 from lbctl.targets import LOCAL, is_selector, is_url, open_one, open_target, parse_label, refuse_credentials
+from lbctl.urls import require as require_url
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -42,6 +43,7 @@ def add(ctx: Context, name: str, url: str, *, api_key_env: str | None = None, la
     refuse_credentials(url, "The URL")
     if not is_url(url):
         raise UsageError(f"Invalid URL {url[:200]!r}: give LangBot's base URL, such as http://127.0.0.1:5300")
+    require_url(url, "URL")  # a URL no client could use (issue 17 §4)
     if api_key_env is not None and not VARIABLE.match(api_key_env):
         raise UsageError(f"Invalid variable name {api_key_env[:100]!r}")
     entry: dict = {"url": url.rstrip("/")}

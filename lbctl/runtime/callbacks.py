@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Final, Iterator
 
+from lbctl.errors import LbctlError
+from lbctl.fsutil import read_own_file
 from lbctl.runtime import hostapis
 from lbctl.runtime.hostfile import HostFile
 from lbctl.runtime.protocol import HostAPIError
@@ -145,8 +147,8 @@ class Callbacks:
         if not SAFE_KEY.match(key) or key not in set(_strings(config)):
             raise HostAPIError(f"PermissionError: file {key!r} is not in the config of {plugin_id}")
         try:
-            return {"file_base64": base64.b64encode((self.env.files_dir / key).read_bytes()).decode()}
-        except OSError:
+            return {"file_base64": base64.b64encode(read_own_file(self.env.files_dir / key, 64 << 20)).decode()}
+        except (OSError, LbctlError):
             raise HostAPIError(f"FileNotFoundError: config file {key!r} is missing") from None
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Final, Iterator
 
 from lbctl.errors import LbctlError, PreconditionError
+from lbctl.fsutil import read_own_file
 from lbctl.runtime.callbacks import Callbacks
 from lbctl.runtime.control import Control
 from lbctl.runtime.hostfile import HostFile
@@ -67,6 +68,7 @@ class Host:
         self.on_event = on_event or (lambda event: None)
         self.dir = env.home / "runtime"
         self.file = HostFile(self.dir / "host.json")
+        env.finish_purges()  # a purge a killed run committed deletes its rows before any plugin can read them
         self.storage = Storage(env.home / "storage.db")
         self.callbacks = Callbacks(env, self.file, self.storage)
         self.control = Control(self)
@@ -290,7 +292,7 @@ class Host:
         result = await peer.call("apply_plugin_installation", {"enabled": True}, binding, timeout=APPLY_TIMEOUT)
         if result.get("state") != "artifact_missing":
             return result
-        key = await peer.upload(self.env.package_path(sha256).read_bytes(), binding)
+        key = await peer.upload(read_own_file(self.env.package_path(sha256), 64 << 20), binding)
         data = {"artifact_file_key": key, "enabled": True}
         return await peer.call("apply_plugin_installation", data, binding, timeout=APPLY_TIMEOUT)
 

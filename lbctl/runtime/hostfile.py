@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any, Final
 
-from lbctl.fsutil import write_atomic
+from lbctl.fsutil import read_own_file, write_atomic
 
 WORKER_POLICY: Final = {
     "max_cpus": 1.0, "max_memory_mb": 512, "max_pids": 128, "max_open_files": 256, "max_file_size_mb": 512,
@@ -23,7 +23,7 @@ class HostFile:
     def __init__(self, path: Path):
         self.path = path
         try:
-            self.data = json.loads(path.read_text())
+            self.data = json.loads(read_own_file(path, 16 << 20))
         except FileNotFoundError:
             self.data = self._create()
             self.save()

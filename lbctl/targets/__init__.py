@@ -111,10 +111,12 @@ def open_target(ctx: Context, name: str) -> Target:
         raise NotFoundError(f"No target named {name[:200]!r} (known: local, {known})",
                             hint="Add it with `lbctl target add NAME URL`, or give a URL.")
     from lbctl.targets.langbot import LangBotTarget
+    from lbctl.urls import require as require_url
 
     url = str(defined.get("url", "")) if defined is not None else name
     if not is_url(url):
         raise UsageError(f"Target {name!r} has no valid url in the config file",
                          hint=f"Set it again with `lbctl target add {name} URL`.")
     refuse_credentials(url, f"The URL of target {name!r} in the config file")
+    require_url(url, "target URL" if defined is None else f"URL of the target {name}")  # issue 17 §4
     return LangBotTarget(ctx, name, url.rstrip("/"), api_key_env=(defined or {}).get("api-key-env"))

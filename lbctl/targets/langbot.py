@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from lbctl import configschema
 from lbctl.errors import (CredentialsError, LbctlError, NetworkError, NotFoundError, PackageInvalidError,
                           PluginFailedError, PreconditionError, ProtocolError, TaskFailedError)
-from lbctl.fsutil import private_dir, write_atomic
+from lbctl.fsutil import private_dir, read_own_file, write_atomic
 from lbctl.models import Component, PackageInfo, Record
 from lbctl.plan import PACKAGE_ACTIONS, PREVIOUS_FIELDS, previous_fields
 from lbctl.targets.base import Applied, Target
@@ -574,7 +574,7 @@ class Notes:
 
     def read(self) -> dict:
         try:
-            data = json.loads(self.path.read_bytes())
+            data = json.loads(read_own_file(self.path))
         except FileNotFoundError:
             return {}
         except (OSError, ValueError):

@@ -6,14 +6,13 @@ changed plugins are then applied at once and waited for.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from lbctl import interrupts
-from lbctl.errors import LbctlError, PreconditionError, StateCorruptError
+from lbctl.errors import LbctlError, StateCorruptError
 from lbctl.fsutil import sha256_file, write_atomic
 from lbctl.models import PackageInfo, Record
 from lbctl.targets.base import Applied, Target
@@ -112,9 +111,8 @@ class LocalTarget(Target):
     # --- changing ----------------------------------------------------------------------------------
     def apply(self, steps: list[Step], *, start: bool = True) -> Applied:
         applied = Applied()
-        purged = [s.id for s in steps if s.action == "purge"]
-        # The stored data is deleted in a transaction that commits right after state.json: together or not at all.
-        with interrupts.deferred(), self._purging(purged), self.env.transaction() as state:
+        # A purge deletes the stored data with the same commit (Environment: together or not at all).
+        with interrupts.deferred(), self.env.transaction() as state:
             for step in steps:
                 if step.changes:
                     applied.warnings += self._apply_one(state, step)
@@ -133,7 +131,7 @@ class LocalTarget(Target):
         if step.action == "uninstall":
             state.plugins.pop(step.id, None)
         elif step.action == "purge":
-            state.config.pop(step.id, None)
+            state.purge(step.id)
         elif step.action == "config":
             base = {} if step.replace else state.config.get(step.id, {})
             state.config[step.id] = {**base, **(step.config or {})}
@@ -174,25 +172,6 @@ class LocalTarget(Target):
             return lbpkg.read_config_schema(self.env.package_path(sha256))
         except LbctlError:
             return None
-
-    @contextmanager
-    def _purging(self, ids: list[str]) -> Iterator[None]:
-        if not ids or not (self.env.home / "storage.db").exists():
-            yield
-            return
-        import sqlite3
-
-        try:
-            storage = self._storage()
-            try:
-                with storage.purging("plugin", ids, timeout=self.ctx.settings.lock_timeout):
-                    yield
-            finally:
-                storage.close()
-        except sqlite3.OperationalError as exc:
-            raise PreconditionError(f"Cannot purge {', '.join(ids)}: the plugin storage (storage.db): {exc}", hint=(
-                "Another process holds the plugin storage (a runtime host?); nothing was changed: "
-                "stop it or retry.")) from None
 
     def _storage(self):
         from lbctl.runtime.storage import Storage
