@@ -474,3 +474,18 @@ def test_a_fleet_reads_the_credentials_file_once_not_once_per_target(lbctl, tmp_
 
     assert run.exit_code == 0 and {t["api_key"] for t in run.json["data"]["targets"][1:]} == {"target login"}
     assert reads.count(credentials(tmp_path)) <= 1, len(reads)
+
+
+def test_target_remove_with_an_unreadable_credentials_file_removes_nothing(lbctl, tmp_path):
+    """The login goes first: a broken credentials file stops `target remove` before the target is gone, so no key
+    is left behind under a name that no longer exists."""
+    assert lbctl("target", "add", "prod", "http://127.0.0.1:9").exit_code == 0
+    assert lbctl("target", "login", "prod", input=f"{SECRET}\n").exit_code == 0
+    os.mkfifo(tmp_path / "fifo")
+    credentials(tmp_path).unlink()
+    credentials(tmp_path).symlink_to(tmp_path / "fifo")
+
+    run = lbctl("target", "remove", "prod")
+
+    assert run.exit_code == 6, run.output
+    assert "[targets.prod]" in config(tmp_path).read_text()

@@ -106,8 +106,10 @@ def remove(ctx: Context, name: str) -> Result:
         if data.get("target") == name:
             data.pop("target")
 
-    userconfig.update_config(forget)
+    # Its login first: a credentials file that cannot be read or written stops the removal before the target
+    # is gone (which would leave its key behind with nothing to name it).
     userconfig.update_credentials(name, None)
+    userconfig.update_config(forget)
     return _done("target remove", name, f"removed target {name}")
 
 
