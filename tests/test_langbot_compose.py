@@ -110,7 +110,7 @@ def test_after_a_runtime_restart_the_lbctl_service_waits_for_the_plugins_and_cha
         again = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
 
         assert again.returncode == 0, again.stderr
-        assert again.stdout == "" and "Nothing to do." in again.stderr
+        assert again.stdout == "" and "Nothing to do on " in again.stderr
         assert server.api("/system/tasks?type=user&kind=plugin-operation")["data"]["tasks"] == tasks
         assert market.requests[seen:] == []  # nothing downloaded again, by lbctl or by LangBot
         assert {"langbot-team/GoogleSearch", "lbctl-examples/dice"} <= set(server.plugin_ids())
