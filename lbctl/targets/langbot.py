@@ -85,7 +85,8 @@ class LangBotTarget(Target):
     def _client(self, key: str | None) -> LangBotClient:
         from lbctl.langbot import LangBotClient, make_http
 
-        return LangBotClient(make_http(self.url, api_key=key, timeout=self.ctx.settings.timeout), where=self.where)
+        timeout = self.ctx.settings.timeout
+        return LangBotClient(make_http(self.url, api_key=key, timeout=timeout), where=self.where, timeout=timeout)
 
     @cached_property
     def info(self) -> dict:
