@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from lbctl import configschema
 from lbctl.errors import (CredentialsError, LbctlError, NetworkError, NotFoundError, PackageInvalidError,
                           PluginFailedError, PreconditionError, ProtocolError, TaskFailedError)
-from lbctl.fsutil import private_dir, write_atomic
+from lbctl.fsutil import is_sha256, private_dir, write_atomic
 from lbctl.models import Component, PackageInfo, Record
 from lbctl.plan import PACKAGE_ACTIONS, PREVIOUS_FIELDS, previous_fields
 from lbctl.targets.base import Applied, Target
@@ -122,10 +122,25 @@ class LangBotTarget(Target):
         return set(self.notes.read().get("saved_config", {}))
 
     def package(self, plugin_id: str) -> PackageInfo:
+        """The manifest as LangBot reports it; the requirements (which LangBot does not report) from the package
+        lbctl sent or resolved, kept in its cache by sha256 (none known when it is not there)."""
+        from dataclasses import replace
+
         container = self._containers().get(plugin_id)
         if container is None:
             raise self.not_installed(plugin_id)
-        return _package(plugin_id, container, self.where)
+        info = _package(plugin_id, container, self.where)
+        return replace(info, requirements=self._requirements(info.sha256))
+
+    def _requirements(self, sha256: str) -> tuple[str, ...]:
+        from lbctl import lbpkg
+
+        if not is_sha256(sha256) or not self.ctx.cache.intact(sha256):  # LangBot's digest names a file: checked
+            return ()
+        try:
+            return lbpkg.read_requirements(self.ctx.cache.packages / f"{sha256}.lbpkg")
+        except LbctlError:
+            return ()
 
     def config(self, plugin_id: str) -> dict:
         return self.client.config(plugin_id)
@@ -143,6 +158,8 @@ class LangBotTarget(Target):
         return all(sent.get(k) == _digest(v, notes.get("salt", "")) for k, v in _secret_part(values).items())
 
     def package_file(self, record: Record) -> Path | None:
+        if not is_sha256(record.sha256):
+            return None
         found = self.ctx.cache.packages / f"{record.sha256}.lbpkg"
         return found if found.is_file() else None
 
@@ -248,10 +265,11 @@ class LangBotTarget(Target):
         cand = step.candidate
         assert cand is not None
         info = cand.info
+        # In lbctl's cache by sha256: `freeze` finds a local package there, `show` reads its requirements.
+        self.ctx.cache.keep(cand.path, info.sha256)
         if cand.source == "marketplace":
             task = self.client.install_marketplace(info.author, info.name, info.version)
         else:
-            self.ctx.cache.keep(cand.path, info.sha256)  # so that `freeze` finds a local package by sha256
             task = self.client.install_local(cand.path)
         self._finish(task, f"install {info.id} {info.version}", info.id, deadline)
         previous = previous_fields(step.current, info.sha256)
