@@ -109,7 +109,9 @@ def invoke(argv: list[str], environ: Mapping[str, str]) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback unless asked
         if debug_enabled(argv, environ):
             raise
-        return session.renderer.error(_unexpected(exc), command_name(argv))
+        error = _unexpected(exc)
+        error.partial = getattr(exc, "partial", None)  # type: ignore[attr-defined]  # what it had done (common.apply)
+        return session.renderer.error(error, command_name(argv))
 
 
 def _application(argv: list[str], environ: Mapping[str, str]) -> typer.Typer:
