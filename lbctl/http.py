@@ -135,9 +135,29 @@ class DeadlineExceeded(httpx.TimeoutException):
         super().__init__(message)
 
 
+_exempt = threading.local()
+
+
+@contextmanager
+def despite_interrupt() -> Iterator[None]:
+    """Requests of this thread go on after Ctrl-C, each still bounded by its deadline: a change that was under way
+    on a server is finished or read back before lbctl reports what happened."""
+    before = getattr(_exempt, "on", False)
+    _exempt.on = True
+    try:
+        yield
+    finally:
+        _exempt.on = before
+
+
+def interrupted() -> bool:
+    """Whether this thread's network I/O must stop: a signal came and the thread is not finishing a change."""
+    return bool(interrupts.received()) and not getattr(_exempt, "on", False)
+
+
 def _bounded(timeout: float | None, timeout_error: str) -> float | None:
     try:
-        if interrupts.received():
+        if interrupted():
             raise DeadlineExceeded("interrupted")  # a worker thread of an interrupted command stops here
         left = remaining()
     except DeadlineExceeded as exc:

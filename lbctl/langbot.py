@@ -3,26 +3,39 @@
 Every answer is checked against LangBot's envelope; every failure becomes the LbctlError of spec §8:
 no or rejected key 3, plugin not found 5, runtime not connected / no API / busy 6, network 7, not LangBot's
 JSON (an HTML page, say) 8.
+
+What LangBot 4.11.2 cannot take in parallel: a config write (`set_plugin_config`) bumps the plugin's
+`runtime_revision` and registers its new binding without the state lock that guards installs and the
+reconciliation every plugin route runs first. Any plugin request racing it can then fail with a plain 500
+("Cannot register a stale plugin installation binding", "binding cannot change generation"), and two config
+writes race each other the same way. So a config write here takes the plugin routes alone (one at a time, no
+other plugin request of this client in flight), and a read that gets a 500 or a 429 is asked again with
+backoff: for up to BUSY_WINDOW seconds (a 500 that lasts longer is the runtime being gone) and, for a 429,
+within the timeout. Installs and deletes may overlap: LangBot serialises their bookkeeping itself.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Final
+from typing import Any, Callable, Final, Iterator
 
 import httpx
 
 from lbctl.configschema import nesting
 from lbctl.errors import (CredentialsError, InvalidSpecError, LbctlError, NetworkError, NotFoundError,
                           PreconditionError, ProtocolError)
-from lbctl.http import USER_AGENT, RetryingClient, TooLarge, describe_timeout, read_limited, timeouts
+from lbctl.http import USER_AGENT, RetryingClient, TooLarge, describe_timeout, interrupted, read_limited, timeouts
 
 API: Final = "/api/v1"
 MAX_JSON_BYTES: Final = 4 * 1024 * 1024
 MAX_NESTING: Final = 100  # config values nest 64 levels at most (configschema), a manifest's below ~8 more
 RUNTIME_HINT: Final = "Check that LangBot's plugin runtime is up and connected (`lbctl doctor --target …`)."
+BUSY_WINDOW: Final = 8.0  # seconds a 500 is taken for LangBot being busy rather than its runtime being gone
+MAX_DELAY: Final = 1.0
 Classifier = Callable[[int, Any, str], "LbctlError | None"]  # (status, code, msg) -> the error, or None
 
 
@@ -31,13 +44,89 @@ class NoApiError(PreconditionError):
 
 
 class BusyError(PreconditionError):
+    """429: LangBot refused to start the work (too many tasks); nothing was done."""
+
     code = "busy"
 
 
+class ServerError(PreconditionError):
+    """500: LangBot failed while handling the request; whether a change was made must be read back."""
+
+
+class LinkError(NetworkError):
+    """The connection to LangBot failed: cut, timed out, or never made."""
+
+
+class UnreachableError(LinkError):
+    """The connection could not be made: the request never reached LangBot."""
+
+
+class RefusedError(PreconditionError):
+    """LangBot turned a request down (4xx) before acting on it."""
+
+
+class TaskTimeoutError(NetworkError):
+    """LangBot had not finished a task when lbctl stopped waiting for it (the task may still finish)."""
+
+
+def refused(exc: LbctlError) -> bool:
+    """Whether a request that failed with `exc` certainly changed nothing: it never reached LangBot, or LangBot
+    turned it down before acting (authentication, a missing plugin or route, 429, another 4xx)."""
+    return isinstance(exc, (UnreachableError, CredentialsError, NotFoundError, InvalidSpecError, BusyError,
+                            NoApiError, RefusedError))
+
+
+def transient(exc: LbctlError) -> bool:
+    """An answer worth asking again: LangBot busy (429) or failing while busy (500)."""
+    return isinstance(exc, (BusyError, ServerError))
+
+
+class Gate:
+    """Requests to the plugin routes share the gate; a config write holds it alone (see the module's docstring).
+    Writers go first: a config write waits only for the requests already in flight."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = self._waiting = 0
+        self._writing = False
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._cond:
+            while self._writing or self._waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def alone(self) -> Iterator[None]:
+        with self._cond:
+            self._waiting += 1
+            try:
+                while self._writing or self._readers:
+                    self._cond.wait()
+            finally:
+                self._waiting -= 1
+            self._writing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writing = False
+                self._cond.notify_all()
+
+
 class LangBotClient:
-    def __init__(self, http: httpx.Client, *, where: str):
+    def __init__(self, http: httpx.Client, *, where: str, timeout: float = 60.0):
         self._http = http
         self.where = where  # "LangBot at URL", for messages
+        self.timeout = timeout  # --timeout: how long a 429 is asked again
+        self.gate = Gate()
 
     # --- discovery -------------------------------------------------------------------------------
     def info(self) -> dict:
@@ -50,8 +139,8 @@ class LangBotClient:
         return self._json("GET", "/system/capabilities")
 
     # --- plugins ---------------------------------------------------------------------------------
-    def plugins(self) -> list[dict]:
-        plugins = self._json("GET", "/plugins").get("plugins")
+    def plugins(self, *, retry: bool = True) -> list[dict]:
+        plugins = self._json("GET", "/plugins", retry=retry).get("plugins")
         if not isinstance(plugins, list) or not all(isinstance(p, dict) for p in plugins):
             raise self._protocol("GET /plugins", "data.plugins is not a list of objects")
         return plugins
@@ -68,7 +157,7 @@ class LangBotClient:
         # Anything but a JSON object makes LangBot store null and brick the plugin (§10.3): never send it.
         if not isinstance(values, dict):
             raise TypeError("a plugin config must be a JSON object")
-        self._json("PUT", f"/plugins/{plugin_id}/config", json=values, classify=_plugin_missing(plugin_id))
+        self._json("PUT", f"/plugins/{plugin_id}/config", json=values, classify=_plugin_missing(plugin_id), alone=True)
 
     def install_local(self, path: Path) -> int:
         with open(path, "rb") as stream:
@@ -106,18 +195,20 @@ class LangBotClient:
     def task(self, task_id: int) -> dict:
         return self._json("GET", f"/system/tasks/{task_id}")
 
-    def wait(self, task_id: int, *, deadline: float) -> dict:
+    def wait(self, task_id: int, *, deadline: float | Callable[[], float]) -> dict:
         """Poll a task until it is no longer running: every 0.1 s for its first seconds (an install without
-        dependencies takes about one), then every 0.5 s; NetworkError when `deadline` (monotonic) passes."""
+        dependencies takes about one), then every 0.5 s; TaskTimeoutError when `deadline` (monotonic, or a
+        function giving it: it may come closer while waiting) passes."""
         started = time.monotonic()
+        until = deadline if callable(deadline) else lambda: deadline
         while True:
             task = self.task(task_id)
             if task.get("status") != "running":
                 return task
             delay = 0.1 if time.monotonic() - started < 5 else 0.5
-            if time.monotonic() + delay > deadline:
-                raise NetworkError(f"{self.where} did not finish task {task_id} in time",
-                                   hint="Raise --timeout; dependency installs can take minutes.")
+            if time.monotonic() + delay > until():
+                raise TaskTimeoutError(f"{self.where} had not finished task {task_id} when lbctl stopped waiting",
+                                       hint="Raise --timeout; dependency installs can take minutes.")
             time.sleep(delay)
 
     def ready(self) -> bool:
@@ -136,7 +227,7 @@ class LangBotClient:
         The plugins route is read first: it also drops installations LangBot no longer holds from that count.
         A LangBot whose /healthz lacks these fields (before 4.11) is ready once the plugins route answers."""
         try:
-            listed = len(self.plugins())
+            listed = len(self.plugins(retry=False))  # a 500 here is "not yet": the wait loop asks again
         except CredentialsError:
             raise
         except LbctlError as exc:
@@ -171,10 +262,28 @@ class LangBotClient:
             raise self._protocol(f"{method} {path}", "data.task_id is not an integer")
         return task_id
 
-    def _json(self, method: str, path: str, *, classify: Classifier | None = None, **kwargs: Any) -> dict:
+    def _json(self, method: str, path: str, *, classify: Classifier | None = None, retry: bool | None = None,
+              alone: bool = False, **kwargs: Any) -> dict:
+        """One request; a GET (or `retry`) that gets a transient answer is asked again (module docstring)."""
+        if not (method == "GET" if retry is None else retry):
+            return self._once(method, path, classify, alone, kwargs)
+        started, attempt = time.monotonic(), 0
+        while True:
+            try:
+                return self._once(method, path, classify, alone, kwargs)
+            except (ServerError, BusyError) as exc:
+                window = min(BUSY_WINDOW, self.timeout) if isinstance(exc, ServerError) else self.timeout
+                delay = min(0.1 * 2**attempt, MAX_DELAY)
+                if time.monotonic() + delay - started > window or interrupted():
+                    raise
+            time.sleep(delay)
+            attempt += 1
+
+    def _once(self, method: str, path: str, classify: Classifier | None, alone: bool, kwargs: dict) -> dict:
         subject = f"{method} {path.split('?')[0]}"
+        gate = (self.gate.alone() if alone else self.gate.shared()) if path.startswith("/plugins") else _no_gate()
         try:
-            with self._http.stream(method, API + path, **kwargs) as response:
+            with gate, self._http.stream(method, API + path, **kwargs) as response:
                 body = read_limited(response, MAX_JSON_BYTES)
                 status = response.status_code
         except TooLarge:
@@ -211,8 +320,8 @@ class LangBotClient:
         if status == 429:
             return BusyError(f"{self.where} is busy: {msg}", hint="Wait for its running tasks, then try again.")
         if status == 500:
-            return PreconditionError(f"{self.where} failed {subject} ({code}: {msg})", hint=RUNTIME_HINT)
-        return PreconditionError(f"{self.where} refused {subject}: {msg or f'HTTP {status}'}")
+            return ServerError(f"{self.where} failed {subject} ({code}: {msg})", hint=RUNTIME_HINT)
+        return RefusedError(f"{self.where} refused {subject}: {msg or f'HTTP {status}'}")
 
     def _protocol(self, subject: str, problem: str) -> ProtocolError:
         return ProtocolError(f"{self.where} answered {subject} in a way lbctl does not understand: {problem}",
@@ -224,6 +333,11 @@ def _decode(body: bytes) -> Any:
         return json.loads(body)
     except (ValueError, RecursionError):
         return None
+
+
+@contextmanager
+def _no_gate() -> Iterator[None]:
+    yield
 
 
 def _plugin_missing(plugin_id: str) -> Classifier:
@@ -238,12 +352,14 @@ def _plugin_missing(plugin_id: str) -> Classifier:
 def _transport_error(exc: httpx.HTTPError, where: str) -> LbctlError:
     if isinstance(exc, httpx.TimeoutException):
         detail, hint = describe_timeout(exc)
-        return NetworkError(f"{where} timed out: {detail}", hint=hint)
+        # A connection never made never reached LangBot; a request that got no answer may have acted.
+        kind = UnreachableError if isinstance(exc, httpx.ConnectTimeout) else LinkError
+        return kind(f"{where} timed out: {detail}", hint=hint)
     if isinstance(exc, httpx.ConnectError):
-        return NetworkError(f"{where} is unreachable ({exc or type(exc).__name__})",
+        return UnreachableError(f"{where} is unreachable ({exc or type(exc).__name__})",
                             hint="Check the URL and that LangBot is running (--wait-ready waits for it).")
     if isinstance(exc, httpx.TransportError):
-        return NetworkError(f"{where}: the connection was cut ({exc or type(exc).__name__})")
+        return LinkError(f"{where}: the connection was cut ({exc or type(exc).__name__})")
     return ProtocolError(f"{where} gave an unusable answer ({exc or type(exc).__name__})")
 
 

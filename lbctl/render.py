@@ -105,11 +105,20 @@ class Renderer:
             self.plain()
 
     def error(self, error: LbctlError, command: str) -> int:
+        """An error; when the command had changed things first (`error.partial`, a Result), those actions too."""
         code = int(error.exit_code)
+        partial: Result | None = getattr(error, "partial", None)
+        first = error.to_json()
+        others = [e for e in (partial.errors if partial else ()) if e.get("message") != first["message"]]
         if self.json:
-            self._envelope(command, "error", code, None, [], [error.to_json()])
-        else:
-            self._error_line(error.to_json())
+            self._envelope(command, "error", code, partial.data if partial else None,
+                           list(partial.warnings) if partial else [], [first, *others])
+            return code
+        if partial is not None:
+            self._body(Result(partial.command, partial.kind, partial.data, partial.warnings, tuple(others)),
+                       section=False)
+            self.stdout.flush()
+        self._error_line(first)
         return code
 
     def traceback(self, exc: BaseException) -> None:
@@ -258,6 +267,8 @@ def action_line(a: dict, where: str | None = None) -> str:
         verb = f"would {a['action']}"
     elif a["status"] == "failed":
         verb = f"failed to {a['action']}"
+    elif a["status"] == "unknown":  # the target could not be asked whether it happened
+        verb = f"maybe {_PAST.get(a['action'], a['action'])}"
     if where is None:
         place, source = "", f" ({a['source']})" if a.get("source") else ""
     else:

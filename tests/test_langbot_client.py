@@ -34,12 +34,30 @@ def run(lbctl, *args):
     (httpx.Response(200, json=[1, 2, 3]), 8, "protocol"),
     (httpx.Response(200, content=b"{" + b" " * (5 * 1024 * 1024) + b"}"), 8, "protocol"),
 ])
-def test_each_langbot_answer_gets_its_exit_code(lbctl, answer, code, error):
+def test_each_langbot_answer_gets_its_exit_code(lbctl, monkeypatch, answer, code, error):
+    from lbctl import langbot
+
+    monkeypatch.setattr(langbot, "BUSY_WINDOW", 0.5, raising=False)
     with respx.mock:
         respx.get(f"{URL}/api/v1/system/info").respond(json={"code": 0, "msg": "ok", "data": {}})
-        respx.get(PLUGINS).mock(return_value=answer)
-        exit_code, doc = run(lbctl, "list")
+        route = respx.get(PLUGINS).mock(return_value=answer)
+        exit_code, doc = run(lbctl, "--timeout", "2", "list")
     assert (exit_code, doc["exit_code"], doc["errors"][0]["code"]) == (code, code, error), doc
+    # A 500 (LangBot failing while busy) and a 429 are asked again, within BUSY_WINDOW and --timeout.
+    assert route.call_count >= 3 if answer.status_code in (429, 500) else True
+
+
+@pytest.mark.parametrize("busy", [httpx.Response(500, json={"code": "internal_error", "msg": "Internal server error"}),
+                                  httpx.Response(429, json={"code": "task_capacity_exceeded", "msg": "too many"})])
+def test_a_read_that_gets_a_500_or_429_while_langbot_is_busy_is_asked_again(lbctl, busy):
+    answers = iter([busy] * 3)
+    listed = {"code": 0, "msg": "ok", "data": {"plugins": [_plugin("initialized")]}}
+    with respx.mock:
+        respx.get(f"{URL}/api/v1/system/info").respond(json={"code": 0, "msg": "ok", "data": {}})
+        route = respx.get(PLUGINS).mock(side_effect=lambda request: next(answers, httpx.Response(200, json=listed)))
+        exit_code, doc = run(lbctl, "list")
+    assert exit_code == 0 and [p["id"] for p in doc["data"]["plugins"]] == ["acme/echo"], doc
+    assert route.call_count == 4
 
 
 def test_unreachable_and_timeouts_are_exit_7(lbctl):

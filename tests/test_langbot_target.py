@@ -111,6 +111,15 @@ def test_install_a_local_package_then_list_and_show_it_with_provenance(lb):
     assert {r["name"]: r["default"] for r in shown["config"]} == {"greeting": "hi", "api_key": ""}
 
 
+def test_show_gives_the_requirements_of_the_package_lbctl_sent_or_resolved(lb):
+    """LangBot does not report a plugin's requirements (issue 19): lbctl reads them from the package it uploaded
+    or resolved, kept in its cache by sha256."""
+    lb.publish("resolved", "1.0.0")
+    lb.json("install", str(lb.package("sent")), f"{lb.author}/resolved")
+    for name in ("sent", "resolved"):
+        assert lb.json("show", f"{lb.author}/{name}")["data"]["plugin"]["requirements"] == ["langbot-plugin"]
+
+
 def test_marketplace_specs_are_resolved_against_langbots_marketplace_and_installed_exactly(lb):
     lb.publish("pinned", "1.0.0", "1.1.0", "2.0.0")
     lb.publish("ranged", "1.0.0", "1.5.0", "2.0.0")

@@ -107,7 +107,9 @@ def invoke(argv: list[str], environ: Mapping[str, str]) -> int:
         return session.render_error(CommandInterruptedError("interrupted"), command_name(argv))
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback unless asked
         _debug(session, exc, argv, environ)
-        return session.render_error(_unexpected(exc), command_name(argv))
+        error = _unexpected(exc)
+        error.partial = getattr(exc, "partial", None)  # type: ignore[attr-defined]  # what it had done (common.apply)
+        return session.render_error(error, command_name(argv))
 
 
 def _debug(session: Session, exc: BaseException, argv: list[str], environ: Mapping[str, str]) -> None:

@@ -53,10 +53,24 @@ def planned(command: str, steps: list[Step], *, target: Target | None = None, fa
 def apply(command: str, target: Target, steps: list[Step], *, start: bool = True, failed: list[Action] = (),
           errors: list[dict] = ()) -> Result:
     """Apply a plan and report it. A single change that failed raises its own error (its exit code);
-    in a batch, failures make the status `partial` (exit 1)."""
-    applied: Applied = target.apply(steps, start=start) if any(s.changes for s in steps) else _nothing(steps)
+    in a batch, failures make the status `partial` (exit 1). An apply that stopped half way (Ctrl-C, LangBot
+    gone, the key refused) raises its error with `partial`: the Result of every action and its true status."""
+    try:
+        applied: Applied = target.apply(steps, start=start) if any(s.changes for s in steps) else _nothing(steps)
+    except BaseException as exc:
+        done: Applied | None = getattr(exc, "applied", None)
+        if done is not None:
+            exc.partial = _result(command, target, done, failed, errors)  # type: ignore[attr-defined]
+        raise
+    result = _result(command, target, applied, failed, errors)
     if applied.failures and len([s for s in steps if s.changes]) == 1 and not failed:
-        raise applied.failures[0]
+        error = applied.failures[0]
+        error.partial = result  # type: ignore[attr-defined]
+        raise error
+    return result
+
+
+def _result(command: str, target: Target, applied: Applied, failed: list[Action], errors: list[dict]) -> Result:
     data = {"live": applied.live} if applied.live is not None else {}
     all_errors = [*errors, *applied.errors]
     return on(target, actions_result(command, [*failed, *applied.actions], applied.warnings, all_errors, extra=data))

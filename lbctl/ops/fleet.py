@@ -42,7 +42,13 @@ def _capture(run: Callable[[Target], Result], target: Target) -> Result | LbctlE
 
 def _part(command: str, target: Target, outcome: Result | LbctlError) -> Result:
     if isinstance(outcome, LbctlError):
-        return Result(command, "error", None, errors=(outcome.to_json(),), exit_code=int(outcome.exit_code),
+        first = outcome.to_json()
+        partial: Result | None = getattr(outcome, "partial", None)  # what it had changed when it stopped
+        if partial is None:
+            return Result(command, "error", None, errors=(first,), exit_code=int(outcome.exit_code),
+                          target=target.name)
+        errors = (first, *(e for e in partial.errors if e.get("message") != first["message"]))
+        return Result(command, partial.kind, partial.data, partial.warnings, errors, int(outcome.exit_code),
                       target=target.name)
     return Result(outcome.command, outcome.kind, outcome.data, outcome.warnings, outcome.errors, outcome.exit_code,
                   outcome.text, target=target.name)

@@ -21,13 +21,23 @@ if TYPE_CHECKING:
 
 @dataclass
 class Applied:
-    """What `apply` did: one action line per step, plus warnings, per-plugin errors and live states."""
+    """What `apply` did: one action line per step, plus warnings, per-plugin errors and live states.
+
+    Each line's status is what the target holds: `done` (it happened), `failed` (it did not), `unknown` (the
+    target could not be asked whether it did), `planned` (not started) or `skipped` (nothing to do)."""
 
     actions: list[Action] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     live: list[dict] | None = None
     failures: list[LbctlError] = field(default_factory=list)
+
+
+def with_applied(error: BaseException, applied: Applied) -> BaseException:
+    """`error`, carrying what `apply` had done when it stopped (Ctrl-C, or an error no step gets past): the use
+    case reports those actions with the error (common.apply), never `data: null` after a partial change."""
+    error.applied = applied  # type: ignore[attr-defined]
+    return error
 
 
 class Target:
@@ -120,4 +130,6 @@ class Target:
         """Raise PreconditionError when this target has no way to carry out `action`."""
 
     def apply(self, steps: list[Step], *, start: bool = True) -> Applied:
+        """Carry out the steps. When it stops half way it raises an LbctlError `with_applied` what it did;
+        Ctrl-C becomes CommandInterruptedError (exit 130) the same way."""
         raise NotImplementedError

@@ -14,22 +14,22 @@ import os
 import secrets
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urlsplit
 
-from lbctl import configschema
-from lbctl.errors import (CredentialsError, LbctlError, NetworkError, NotFoundError, PackageInvalidError,
-                          PluginFailedError, PreconditionError, ProtocolError, TaskFailedError)
-from lbctl.fsutil import private_dir, read_own_file, write_atomic
+from lbctl import configschema, interrupts
+from lbctl.errors import (CommandInterruptedError, CredentialsError, LbctlError, NetworkError, NotFoundError,
+                          PackageInvalidError, PluginFailedError, PreconditionError, ProtocolError, TaskFailedError)
+from lbctl.fsutil import is_sha256, private_dir, read_own_file, write_atomic
 from lbctl.models import Component, PackageInfo, Record
 from lbctl.plan import PACKAGE_ACTIONS, PREVIOUS_FIELDS, previous_fields
-from lbctl.targets.base import Applied, Target
+from lbctl.targets.base import Applied, Target, with_applied
 
 if TYPE_CHECKING:
     from lbctl.context import Context
@@ -40,6 +40,8 @@ PARALLEL_INSTALLS = 4  # LangBot runs at most 8 user tasks per Workspace
 NO_TOGGLE = "LangBot 4.11 has no API to enable or disable a plugin"
 TOGGLE_HINT = "Bind plugins per pipeline in LangBot's web UI, or uninstall the plugin."
 INIT_WINDOW = 30.0  # seconds LangBot itself gives a plugin to initialize
+GRACE = 10.0  # seconds a stopped apply gives the steps under way to finish and be read back
+POLL_EVERY = 0.2  # seconds between two listings of LangBot's plugins while steps wait for theirs
 
 
 def _now() -> str:
@@ -56,6 +58,9 @@ class LangBotTarget(Target):
         self.api_key_env = api_key_env
         self._plugins: dict[str, dict] | None = None
         self._lock = threading.Lock()
+        self._polled: tuple[float, dict[str, str]] | None = None
+        self._poll_lock = threading.Lock()
+        self._config_lock = threading.Lock()
 
     @property
     def where(self) -> str:
@@ -93,7 +98,8 @@ class LangBotTarget(Target):
     def _client(self, key: str | None) -> LangBotClient:
         from lbctl.langbot import LangBotClient, make_http
 
-        return LangBotClient(make_http(self.url, api_key=key, timeout=self.ctx.settings.timeout), where=self.where)
+        timeout = self.ctx.settings.timeout
+        return LangBotClient(make_http(self.url, api_key=key, timeout=timeout), where=self.where, timeout=timeout)
 
     def _key_or_none(self) -> str | None:
         try:
@@ -135,10 +141,25 @@ class LangBotTarget(Target):
         return set(self.notes.read().get("saved_config", {}))
 
     def package(self, plugin_id: str) -> PackageInfo:
+        """The manifest as LangBot reports it; the requirements (which LangBot does not report) from the package
+        lbctl sent or resolved, kept in its cache by sha256 (none known when it is not there)."""
+        from dataclasses import replace
+
         container = self._containers().get(plugin_id)
         if container is None:
             raise self.not_installed(plugin_id)
-        return _package(plugin_id, container, self.where)
+        info = _package(plugin_id, container, self.where)
+        return replace(info, requirements=self._requirements(info.sha256))
+
+    def _requirements(self, sha256: str) -> tuple[str, ...]:
+        from lbctl import lbpkg
+
+        if not is_sha256(sha256) or not self.ctx.cache.intact(sha256):  # LangBot's digest names a file: checked
+            return ()
+        try:
+            return lbpkg.read_requirements(self.ctx.cache.packages / f"{sha256}.lbpkg")
+        except LbctlError:
+            return ()
 
     def config(self, plugin_id: str) -> dict:
         return self.client.config(plugin_id)
@@ -156,6 +177,8 @@ class LangBotTarget(Target):
         return all(sent.get(k) == _digest(v, notes.get("salt", "")) for k, v in _secret_part(values).items())
 
     def package_file(self, record: Record) -> Path | None:
+        if not is_sha256(record.sha256):
+            return None
         found = self.ctx.cache.packages / f"{record.sha256}.lbpkg"
         return found if found.is_file() else None
 
@@ -214,147 +237,339 @@ class LangBotTarget(Target):
                                     hint="Drop --target to host the local environment's plugins.")
 
     def apply(self, steps: list[Step], *, start: bool = True) -> Applied:
+        """Each plugin's steps in order, up to PARALLEL_INSTALLS plugins at once. Every step ends `done` (LangBot
+        holds it: read back when an answer left it unsure), `failed` (it does not), `unknown` (LangBot could not
+        be asked) or stays `planned` (not started: Ctrl-C, or an error no plugin gets past stopped the run)."""
         for step in steps:
             self.check_supported(step.action)
         groups: dict[str, list[Step]] = {}
         for step in steps:
             groups.setdefault(step.id, []).append(step)
-        deadline = time.monotonic() + self.ctx.settings.timeout
-        with ThreadPoolExecutor(max_workers=PARALLEL_INSTALLS, thread_name_prefix="lbctl-langbot") as pool:
-            outcomes = list(pool.map(lambda group: self._apply_group(group, deadline), groups.values()))
+        run = _Run(self.ctx.settings.timeout)
+        pool = ThreadPoolExecutor(max_workers=PARALLEL_INSTALLS, thread_name_prefix="lbctl-langbot")
+        futures: list[Future] = []
+        try:
+            for group in groups.values():
+                futures.append(pool.submit(self._apply_group, group, run))
+            wait(futures)
+        except KeyboardInterrupt:
+            run.stop(CommandInterruptedError("interrupted"))
+            wait(futures)  # the steps under way finish or are read back (GRACE); a second Ctrl-C is ignored
         applied = Applied()
-        for group in outcomes:
-            applied.actions += group.actions
-            applied.warnings += group.warnings
-            applied.errors += group.errors
-            applied.failures += group.failures
-        self._plugins = None  # re-read after a change
-        states = self.live()
+        try:
+            with interrupts.deferred():  # a Ctrl-C from here on is noted once every outcome is gathered
+                pool.shutdown()
+                for index, group in enumerate(groups.values()):
+                    outcome = futures[index].result() if index < len(futures) else _not_started(group, run)
+                    applied.actions += outcome.actions
+                    applied.warnings += outcome.warnings
+                    applied.errors += outcome.errors
+                    applied.failures += outcome.failures
+                self._plugins = None  # re-read after a change
+            if not run.stopped:
+                self._add_live(steps, applied)
+        except KeyboardInterrupt:
+            run.stop(CommandInterruptedError("interrupted"))
+        if run.error is not None:
+            raise with_applied(run.error, applied)
+        return applied
+
+    def _add_live(self, steps: list[Step], applied: Applied) -> None:
+        try:
+            states = self.live()
+        except LbctlError as exc:
+            applied.warnings.append(f"the changes are made, but LangBot's plugin states could not be read: {exc.message}")
+            return
         touched = sorted({s.id for s in steps if s.action in PACKAGE_ACTIONS | {"config"} and s.id in states})
         if touched:
             applied.live = [{"id": pid, "state": states[pid], "error": None} for pid in touched]
-        return applied
 
-    def _apply_group(self, steps: list[Step], deadline: float) -> Applied:
-        """One plugin's steps, in order; the first failure leaves the rest undone."""
+    def _apply_group(self, steps: list[Step], run: _Run) -> Applied:
+        """One plugin's steps, in order; after a step that failed, or whose outcome is unknown, the rest are not
+        started. Runs in a worker thread: its requests finish a step under way even after Ctrl-C."""
         applied = Applied()
         purge = any(s.action == "purge" for s in steps)
         for index, step in enumerate(steps):
             if not step.changes:
                 applied.actions.append(step.action_line("done"))
                 continue
-            try:
-                applied.warnings += self._apply_one(step, purge, deadline)
-                applied.actions.append(step.action_line("done"))
-            except LbctlError as exc:
-                applied.actions.append(step.action_line("failed", exc.message))
-                applied.actions += [s.action_line("skipped", "not applied: an earlier step failed")
-                                    for s in steps[index + 1:]]
-                applied.errors.append({**exc.to_json(), "plugin": step.id})
-                applied.failures.append(exc)
+            if run.stopped:
+                applied.actions += _not_started(steps[index:], run).actions
                 break
+            try:
+                with despite_interrupt():  # a step under way is seen through even after Ctrl-C
+                    done = self._apply_one(step, purge, run.step())
+            except _NotStarted:
+                applied.actions += _not_started(steps[index:], run).actions
+                break
+            except (LbctlError, _Unknown) as exc:
+                error = exc.error if isinstance(exc, _Unknown) else exc
+                if isinstance(exc, _Unknown):
+                    reason = f"not known whether LangBot applied it: {error.message}"
+                    applied.actions.append(step.action_line("unknown", reason))
+                    applied.errors.append({**error.to_json(), "message": f"{step.id}: {reason}", "plugin": step.id})
+                else:
+                    applied.actions.append(step.action_line("failed", error.message))
+                    applied.errors.append({**error.to_json(), "plugin": step.id})
+                applied.failures.append(error)
+                if _fatal(error):
+                    run.stop(error)
+                applied.actions += [s.action_line("planned", f"not started: {step.action} {step.id} did not succeed")
+                                    for s in steps[index + 1:]]
+                break
+            applied.actions.append(step.action_line("done"))
+            applied.warnings += done.warnings
+            for problem in done.problems:
+                applied.errors.append({**problem.to_json(), "plugin": step.id})
+                applied.failures.append(problem)
+                applied.warnings.append(f"{step.id}: {problem.message}")
+                if _fatal(problem):
+                    run.stop(problem)
         return applied
 
-    def _apply_one(self, step: Step, purge: bool, deadline: float) -> list[str]:
+    def _apply_one(self, step: Step, purge: bool, run: _Run) -> _Done:
         if step.action in PACKAGE_ACTIONS:
-            return self._install(step, deadline)
+            return self._install(step, run)
         if step.action == "uninstall":
-            return self._uninstall(step, purge, deadline)
+            return self._uninstall(step, purge, run)
         if step.action == "purge":
             self.notes.change(lambda n: n.get("saved_config", {}).pop(step.id, None))
-            return []
+            return _Done()
         if step.action == "config":
-            return self._set_config(step.id, step.config or {}, step.replace, deadline)
+            return self._set_config(step.id, step.config or {}, step.replace, run)
         if step.action in ("pin", "unpin"):
             pins = lambda n: n.setdefault("pins", {})  # noqa: E731
             self.notes.change(lambda n: pins(n).__setitem__(step.id, step.reason) if step.action == "pin"
                               else pins(n).pop(step.id, None))
-        return []
+        return _Done()
 
-    def _install(self, step: Step, deadline: float) -> list[str]:
+    def _install(self, step: Step, run: _Run) -> _Done:
         cand = step.candidate
         assert cand is not None
         info = cand.info
+        # In lbctl's cache by sha256: `freeze` finds a local package there, `show` reads its requirements.
+        self.ctx.cache.keep(cand.path, info.sha256)
         if cand.source == "marketplace":
-            task = self.client.install_marketplace(info.author, info.name, info.version)
+            send = lambda: self.client.install_marketplace(info.author, info.name, info.version)  # noqa: E731
         else:
-            self.ctx.cache.keep(cand.path, info.sha256)  # so that `freeze` finds a local package by sha256
-            task = self.client.install_local(cand.path)
-        self._finish(task, f"install {info.id} {info.version}", info.id, deadline)
+            send = lambda: self.client.install_local(cand.path)  # noqa: E731
+        problem = self._change(f"install {info.id} {info.version}", info.id, send, lambda: self._holds(info), run)
+        done = _Done(problems=[problem] if problem else [])
         previous = previous_fields(step.current, info.sha256)
-        self.notes.change(lambda n: n.setdefault("plugins", {}).__setitem__(info.id, {
+        self._note(done, lambda n: n.setdefault("plugins", {}).__setitem__(info.id, {
             "sha256": info.sha256, "spec": cand.spec, "origin": cand.origin, "source": cand.source,
             "installed_at": _now(), "previous": previous}))
-        warnings = [f"{info.id}: LangBot records a package from a URL as a local install; it receives no updates"
-                    ] if cand.source == "url" else []
-        return warnings + (self._restore_config(info.id, deadline) if step.current is None else [])
+        if cand.source == "url":
+            done.warnings.append(f"{info.id}: LangBot records a package from a URL as a local install; it receives "
+                                 "no updates")
+        if step.current is None and not run.stopped:
+            self._restore_config(info.id, run.step(), done)
+        return done
 
-    def _restore_config(self, plugin_id: str, deadline: float) -> list[str]:
+    def _restore_config(self, plugin_id: str, run: _Run, done: _Done) -> None:
         """Put back the config saved when the plugin was uninstalled from this target."""
         saved = self.notes.read().get("saved_config", {}).get(plugin_id)
         if saved is None:
-            return []
+            return
         values, hidden = saved.get("values", {}), saved.get("secrets", [])
         if values:
-            self._set_config(plugin_id, values, True, deadline)
-        self.notes.change(lambda n: n.get("saved_config", {}).pop(plugin_id, None))
-        restored = [f"{plugin_id}: config restored from before its uninstall"] if values else []
+            try:
+                restored = self._set_config(plugin_id, values, True, run)
+            except _NotStarted:
+                return
+            except (LbctlError, _Unknown) as exc:
+                error = exc.error if isinstance(exc, _Unknown) else exc
+                done.problems.append(type(error)(f"its config from before its uninstall was not put back: "
+                                                 f"{error.message}", plugin=plugin_id, hint=error.hint))
+                return  # the saved config stays in the notes
+            done.warnings += restored.warnings
+            done.problems += restored.problems
+            done.warnings.append(f"{plugin_id}: config restored from before its uninstall")
+        self._note(done, lambda n: n.get("saved_config", {}).pop(plugin_id, None))
         if hidden:
-            restored.append(f"{plugin_id}: set its secret config again, LangBot never reveals it: "
-                            f"{', '.join(hidden)} (`lbctl config set {plugin_id} KEY=-`)")
-        return restored
+            done.warnings.append(f"{plugin_id}: set its secret config again, LangBot never reveals it: "
+                                 f"{', '.join(hidden)} (`lbctl config set {plugin_id} KEY=-`)")
 
-    def _uninstall(self, step: Step, purge: bool, deadline: float) -> list[str]:
-        warnings: list[str] = []
+    def _uninstall(self, step: Step, purge: bool, run: _Run) -> _Done:
+        done = _Done()
         if not purge:
-            current = self.config(step.id)
+            current = self._config_now(step.id, run)
             hidden = sorted(k for k, v in current.items() if configschema.contains_mask(v))
             kept = {k: v for k, v in current.items() if k not in hidden}
             self.notes.change(lambda n: n.setdefault("saved_config", {}).__setitem__(
                 step.id, {"values": kept, "secrets": hidden}))
             if hidden:
-                warnings.append(f"{step.id}: its secret config ({', '.join(hidden)}) cannot be kept: LangBot "
-                                "never reveals it")
-        task = self.client.delete(step.id, delete_data=purge)
-        self._finish(task, f"uninstall {step.id}", step.id, deadline)
-        self.notes.change(lambda n: (n.get("plugins", {}).pop(step.id, None),
-                                     n.get("config_digest", {}).pop(step.id, None)))
-        return warnings
+                done.warnings.append(f"{step.id}: its secret config ({', '.join(hidden)}) cannot be kept: LangBot "
+                                     "never reveals it")
+        try:
+            problem = self._change(f"uninstall {step.id}", step.id,
+                                   lambda: self.client.delete(step.id, delete_data=purge),
+                                   lambda: step.id not in self._present(), run)
+        except LbctlError:
+            if not purge:  # still installed: nothing to keep for a reinstall
+                self.notes.change(lambda n: n.get("saved_config", {}).pop(step.id, None))
+            raise
+        done.problems += [problem] if problem else []
+        self._note(done, lambda n: (n.get("plugins", {}).pop(step.id, None),
+                                    n.get("config_digest", {}).pop(step.id, None)))
+        return done
 
-    def _set_config(self, plugin_id: str, values: dict, replace: bool, deadline: float) -> list[str]:
-        current = self.config(plugin_id)
-        new = dict(values) if replace else {**current, **values}
-        self.client.put_config(plugin_id, new)
+    def _set_config(self, plugin_id: str, values: dict, replace: bool, run: _Run) -> _Done:
+        """One whole config object, written while no other plugin request of lbctl is in flight (the client's
+        gate), then waited for until the plugin is initialized again. One config change at a time, wait
+        included: LangBot's runtime restarts one plugin at a time, and a plugin queued behind the restarts of
+        ten others would use up its own time before its turn."""
+        with self._config_lock:
+            if run.stopped:
+                raise _NotStarted
+            return self._write_config(plugin_id, values, replace, run.step())
+
+    def _write_config(self, plugin_id: str, values: dict, replace: bool, run: _Run) -> _Done:
+        before = self._config_now(plugin_id, run)
+        new = dict(values) if replace else {**before, **values}
+        problem = self._change(f"set the config of {plugin_id}", plugin_id,
+                               lambda: self.client.put_config(plugin_id, new),
+                               lambda: self._holds_config(plugin_id, before, new, run), run, resend=True)
+        done = _Done(problems=[problem] if problem else [])
 
         def remember(notes: dict) -> None:
             salt = notes.setdefault("salt", secrets.token_hex(16))
             notes.setdefault("config_digest", {})[plugin_id] = {k: _digest(v, salt) for k, v in _secret_part(new).items()}
 
-        self.notes.change(remember)
-        self._until_initialized(plugin_id, deadline)
-        return []
+        self._note(done, remember)
+        stuck = None if problem or run.stopped else self._until_initialized(plugin_id, run)
+        done.problems += [stuck] if stuck else []
+        return done
 
-    def _until_initialized(self, plugin_id: str, deadline: float) -> None:
-        """LangBot restarts a plugin after a config change: its routes answer 404 for about a second, then it
-        is `mounted` until its initialize() returns. Like LangBot's own install, wait up to 30 s for it."""
-        with self.ctx.waiting(f"{self.name}: restart {plugin_id} with its new config"):
-            give_up, status = min(deadline, time.monotonic() + INIT_WINDOW), "gone"
-            while time.monotonic() < give_up:
-                found = [c for c in self.client.plugins() if _container_id(c, self.where) == plugin_id]
-                status = str(found[0].get("status") or "-") if found else "gone"
-                if status == "initialized":
-                    return
+    # --- seeing a change through -------------------------------------------------------------------
+    def _change(self, what: str, plugin_id: str, send: Callable[[], int | None], held: Callable[[], bool | None],
+                run: _Run, *, resend: bool = False) -> LbctlError | None:
+        """Send one change and see it through. Returns when LangBot holds it (with the problem, if LangBot said
+        it failed although it holds it: a plugin that did not start); raises an LbctlError when LangBot does not
+        hold it, and _Unknown when LangBot cannot be asked. A transient answer (429, 500) is sent again, within
+        BUSY_WINDOW for a 500 and the deadline for a 429, once reading back showed that nothing happened (or
+        when it cannot tell and sending it twice does no harm: `resend`)."""
+        from lbctl.langbot import BUSY_WINDOW, BusyError, refused, transient
+
+        first, attempt, sent = 0.0, 0, False
+        while True:
+            try:
+                task = send()
+                break
+            except LbctlError as exc:
+                first = first or time.monotonic()
+                sent = sent or not refused(exc)  # a request that may have reached LangBot went out
+                state = self._read_back(held) if sent else False
+                if state:
+                    return None
+                window = run.cutoff() if isinstance(exc, BusyError) else min(run.cutoff(), first + BUSY_WINDOW)
+                if (transient(exc) and (state is False or resend) and not run.stopped
+                        and time.monotonic() + _delay(attempt) < window):
+                    time.sleep(_delay(attempt))
+                    attempt += 1
+                    continue
+                if state is False:
+                    raise
+                raise _Unknown(exc) from None
+        if task is None:
+            return None
+        try:
+            with self.ctx.waiting(f"{self.name}: {what}"):
+                finished = self.client.wait(task, deadline=run.cutoff)
+        except LbctlError as exc:
+            if self._read_back(held):
+                return None
+            raise _Unknown(exc) from None  # LangBot may still finish the task
+        if finished.get("status") == "succeeded":
+            return None
+        error = _task_error(f"{self.where} could not {what}", self._task_reason(task), plugin_id)
+        state = self._read_back(held)
+        if state:
+            return error
+        if state is False:
+            raise error
+        raise _Unknown(error)
+
+    def _read_back(self, held: Callable[[], bool | None]) -> bool | None:
+        """Whether LangBot holds a change: True, False, or None when it cannot be told."""
+        try:
+            with despite_interrupt():
+                return held()
+        except LbctlError:
+            return None
+
+    def _present(self) -> dict[str, dict]:
+        """LangBot's plugins now (not the list this command read first)."""
+        return {_container_id(c, self.where): c for c in self.client.plugins()}
+
+    def _holds(self, info: PackageInfo) -> bool:
+        container = self._present().get(info.id)
+        if container is None:
+            return False
+        record = _record(info.id, container, {}, "")
+        return record.sha256 == info.sha256 if record.sha256 else record.version == info.version
+
+    def _holds_config(self, plugin_id: str, before: dict, new: dict, run: _Run) -> bool | None:
+        """Whether LangBot's config is `new`. LangBot shows secrets as `***`: when only a secret may have
+        changed, it cannot be told (None)."""
+        shown = {k: configschema.mask_value({"name": k}, v) for k, v in new.items()}
+        if self._config_now(plugin_id, run) != shown:
+            return False
+        hidden = any(shown[k] != v for k, v in new.items())
+        return None if hidden and before == shown else True
+
+    def _config_now(self, plugin_id: str, run: _Run) -> dict:
+        """The plugin's config; LangBot answers 404 while the plugin waits for its restart."""
+        give_up = run.cutoff()
+        while True:
+            try:
+                return self.client.config(plugin_id)
+            except NotFoundError:
+                if time.monotonic() + 0.2 > give_up:
+                    raise
                 time.sleep(0.2)
-        raise PluginFailedError(f"{plugin_id} did not initialize again after its config changed (status: {status})",
-                                plugin=plugin_id, hint=f"See `lbctl --target {self.name} logs {plugin_id}`.")
 
-    def _finish(self, task_id: int, what: str, plugin_id: str, deadline: float) -> None:
-        with self.ctx.waiting(f"{self.name}: {what}"):
-            task = self.client.wait(task_id, deadline=max(deadline, time.monotonic() + 5))
-        if task.get("status") == "succeeded":
-            return
-        reason = self._task_reason(task_id)
-        raise _task_error(f"{self.where} could not {what}", reason, plugin_id)
+    def _note(self, done: _Done, edit: Callable[[dict], Any]) -> None:
+        """Change the notes after LangBot made a change: a failure to write them does not undo it."""
+        try:
+            self.notes.change(edit)
+        except (LbctlError, OSError) as exc:
+            done.warnings.append(f"lbctl could not update its notes on {self.name}: "
+                                 f"{exc.message if isinstance(exc, LbctlError) else exc}")
+
+    def _until_initialized(self, plugin_id: str, run: _Run) -> LbctlError | None:
+        """LangBot restarts a plugin after a config change: it is gone from the list until the runtime, which
+        starts one plugin at a time, gets to it (the step's timeout), then `mounted` until its initialize()
+        returns (INIT_WINDOW from then, as LangBot gives an install)."""
+        since = time.monotonic()
+        with self.ctx.waiting(f"{self.name}: restart {plugin_id} with its new config"):
+            started, status = None, "gone"
+            while time.monotonic() < run.cutoff() and not run.stopped:
+                if started is not None and time.monotonic() > started + INIT_WINDOW:
+                    break
+                try:
+                    status = self._statuses(since).get(plugin_id, "gone")
+                except LbctlError as exc:
+                    return exc
+                if status == "initialized":
+                    return None
+                if status != "gone" and started is None:
+                    started = time.monotonic()
+                time.sleep(POLL_EVERY)
+        if run.stopped:
+            return None
+        return PluginFailedError(f"{plugin_id} did not initialize again after its config changed (status: {status})",
+                                 plugin=plugin_id, hint=f"See `lbctl --target {self.name} logs {plugin_id}`.")
+
+    def _statuses(self, since: float) -> dict[str, str]:
+        """Each plugin's status, from a listing asked for after `since` and at most POLL_EVERY ago, shared by
+        the threads that wait."""
+        with self._poll_lock:
+            asked = time.monotonic()
+            if self._polled is None or self._polled[0] < since or asked - self._polled[0] >= POLL_EVERY:
+                listed = {_container_id(c, self.where): str(c.get("status") or "-") for c in self.client.plugins()}
+                self._polled = (asked, listed)
+            return self._polled[1]
 
     def _task_reason(self, task_id: int) -> str | None:
         """LangBot tells API keys only "Task execution failed"; a stored user login can read the reason."""
@@ -367,6 +582,89 @@ class LangBotTarget(Target):
             return _reason_with_login(self.url, login["user"], login["password"], task_id, self.ctx.settings.timeout)
         except Exception:  # noqa: BLE001 - a better message is optional; the failure itself is reported
             return None
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.error: LbctlError | None = None
+        self.until = float("inf")
+        self.lock = threading.Lock()
+
+
+class _Run:
+    """One `apply` and the error that stopped it (Ctrl-C, or one no plugin gets past: LangBot unreachable, the
+    key refused): steps not started by then stay `planned`, those under way get GRACE seconds to finish and be
+    read back. `step()` gives each step its own deadline: --timeout is how long one change may take."""
+
+    def __init__(self, timeout: float, stop: _Stop | None = None):
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+        self._stop = stop or _Stop()
+
+    def step(self) -> _Run:
+        return _Run(self.timeout, self._stop)
+
+    @property
+    def error(self) -> LbctlError | None:
+        return self._stop.error
+
+    def stop(self, error: LbctlError) -> None:
+        with self._stop.lock:
+            if self._stop.error is None:
+                self._stop.error, self._stop.until = error, time.monotonic() + GRACE
+
+    @property
+    def stopped(self) -> bool:
+        if self._stop.error is None and interrupts.received():  # Ctrl-C reached the main thread of another apply
+            self.stop(CommandInterruptedError("interrupted"))
+        return self._stop.error is not None
+
+    def cutoff(self) -> float:
+        """When waiting for LangBot ends: the deadline, or GRACE after the run was stopped."""
+        self.stopped  # noqa: B018 - notices a Ctrl-C
+        return min(self.deadline, self._stop.until)
+
+
+@dataclass
+class _Done:
+    """A step LangBot holds: warnings, and problems (errors that do not undo it: the plugin did not start)."""
+
+    warnings: list[str] = field(default_factory=list)
+    problems: list[LbctlError] = field(default_factory=list)
+
+
+class _NotStarted(Exception):
+    """The run was stopped before this step could start."""
+
+
+class _Unknown(Exception):
+    """LangBot may or may not hold a change, and could not be asked which."""
+
+    def __init__(self, error: LbctlError):
+        super().__init__(error.message)
+        self.error = error
+
+
+def despite_interrupt():
+    from lbctl.http import despite_interrupt
+
+    return despite_interrupt()
+
+
+def _not_started(steps: list[Step], run: _Run) -> Applied:
+    why = run.error.message if run.error is not None else "stopped"
+    return Applied(actions=[s.action_line("planned", f"not started: {why}") for s in steps])
+
+
+def _fatal(error: LbctlError) -> bool:
+    """An error every other step would meet too (the key, the connection, LangBot's answers): start no more."""
+    from lbctl.langbot import BusyError, LinkError
+
+    return isinstance(error, (CredentialsError, ProtocolError, BusyError, LinkError))
+
+
+def _delay(attempt: int) -> float:
+    return min(0.2 * 2**attempt, 2.0)
 
 
 class LangBotHost:

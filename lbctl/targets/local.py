@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lbctl import interrupts
-from lbctl.errors import LbctlError, StateCorruptError
+from lbctl.errors import CommandInterruptedError, LbctlError, StateCorruptError
 from lbctl.fsutil import sha256_file, write_atomic
 from lbctl.models import PackageInfo, Record
-from lbctl.targets.base import Applied, Target
+from lbctl.targets.base import Applied, Target, with_applied
 
 if TYPE_CHECKING:
     from lbctl.plan import Step
@@ -110,16 +110,28 @@ class LocalTarget(Target):
 
     # --- changing ----------------------------------------------------------------------------------
     def apply(self, steps: list[Step], *, start: bool = True) -> Applied:
+        """All steps in one transaction of the environment: each is `done` only once it is committed. An error or
+        Ctrl-C raises `with_applied` what was committed (all or nothing), then what the runtime host did."""
         applied = Applied()
-        # A purge deletes the stored data with the same commit (Environment: together or not at all).
-        with interrupts.deferred(), self.env.transaction() as state:
-            for step in steps:
-                if step.changes:
-                    applied.warnings += self._apply_one(state, step)
-                applied.actions.append(step.action_line("done"))
+        committed = False
+        try:
+            # A purge deletes the stored data with the same commit (Environment: together or not at all).
+            with interrupts.deferred():  # a Ctrl-C meanwhile is raised when this block ends, after the commit
+                with self.env.transaction() as state:
+                    for step in steps:
+                        if step.changes:
+                            applied.warnings += self._apply_one(state, step)
+                        applied.actions.append(step.action_line("done"))
+                committed = True
+        except BaseException as exc:
+            self._loaded = None
+            raise with_applied(_stopped(exc), applied if committed else _uncommitted(steps, applied, exc)) from exc
         self._loaded = None
         if start:
-            self._go_live(steps, applied)
+            try:
+                self._go_live(steps, applied)
+            except BaseException as exc:
+                raise with_applied(_stopped(exc), applied) from exc
         return applied
 
     def _apply_one(self, state: State, step: Step) -> list[str]:
@@ -213,6 +225,30 @@ class LocalTarget(Target):
                 applied.warnings.append(f"{pid}: {s['state']}" + (f" ({s['error']})" if s.get("error") else ""))
                 applied.errors.append({"code": "plugin_failed", "plugin": pid, "hint": f"See `lbctl logs {pid}`.",
                                        "message": f"{pid} is {s['state']}: {s.get('error') or 'no reason given'}"})
+
+
+def _stopped(exc: BaseException) -> BaseException:
+    """The error to report for what stopped an apply: Ctrl-C is CommandInterruptedError (exit 130)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return CommandInterruptedError("interrupted")
+    return exc
+
+
+def _uncommitted(steps: list[Step], reached: Applied, exc: BaseException) -> Applied:
+    """Nothing was committed: the steps the transaction reached failed with it, the others were not started."""
+    from lbctl.fsutil import ENVIRONMENT_ERRNOS, unusable
+
+    if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+        exc = unusable(exc)
+    why = exc.message if isinstance(exc, LbctlError) else (
+        "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}")
+    failing = len(reached.actions)
+    actions = [s.action_line("failed", f"not applied: the change stopped before it was committed ({why})")
+               for s in steps[:failing]]
+    if failing < len(steps):
+        actions.append(steps[failing].action_line("failed", why))
+    actions += [s.action_line("planned", "not started") for s in steps[failing + 1:]]
+    return Applied(actions=actions)
 
 
 def _has_sha(path: Path, sha256: str) -> bool:
