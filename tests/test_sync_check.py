@@ -49,7 +49,7 @@ def test_check_reports_drift_with_the_plan_and_changes_nothing_then_passes_once_
     assert lbctl("sync", file).exit_code == 0
     requests = len(market.requests)
     synced = check(lbctl, file, "--json", code=0)
-    assert synced.json["data"] == {"actions": [], "drift": False} and synced.json["errors"] == []
+    assert synced.json["data"] == {"actions": [], "drift": False, "target": "local"} and synced.json["errors"] == []
     assert "Nothing to do." in check(lbctl, file, code=0).stderr
     assert len(market.requests) == requests  # a target that matches needs no network to say so
 
@@ -91,7 +91,7 @@ def test_check_on_langbot_and_on_several_targets_sends_nothing_that_changes(lb, 
 
     lb.json("sync", str(file))
     lb.requests.clear()
-    assert lb.json("sync", "--check", str(file))["data"] == {"actions": [], "drift": False}
+    assert lb.json("sync", "--check", str(file))["data"] == {"actions": [], "drift": False, "target": lb.server.url}
     lb.server.api(f"/plugins/{pid}/config", method="PUT", body={"greeting": "changed by hand", "api_key": ""})
     # LangBot restarts the plugin after a config change: --wait-ready waits until it is listed again.
     by_hand = lb.json("--wait-ready", "60", "sync", "--check", str(file), code=1)

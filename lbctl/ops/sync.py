@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from lbctl import configschema, plan, plugins_file
@@ -38,16 +39,16 @@ def drift(command: str, target: Target, steps: list[plan.Step], file: Path | Non
     """`sync --check`: the plan, changing nothing, with `drift` in the data; drift is a check that found
     problems (exit 1, one error saying what differs), like `terraform plan -detailed-exitcode`."""
     changes = [s for s in steps if s.changes]
-    result = planned(command, steps)
+    result = planned(command, steps, target=target)
     data = {**result.data, "drift": bool(changes)}
     if not changes:
-        return Result(command, result.kind, data, result.warnings)
+        return replace(result, data=data)
     ids = ", ".join(sorted({s.id for s in changes}))
     name = str(file) if file is not None else "the plugins file"
     error = {"code": "drift", "message": f"{target.name} differs from {name}: {len(changes)} planned "
                                          f"change{'s' if len(changes) != 1 else ''} ({ids})",
              "hint": "Run the same `lbctl sync` without --check to apply the plan.", "plugin": None}
-    return Result(command, result.kind, data, result.warnings, (error,), 1)
+    return replace(result, data=data, errors=(error,), exit_code=1)
 
 
 def file_steps(target: Target, entries: list[Entry], records: dict[str, Record], *, prune: bool) -> list[plan.Step]:
