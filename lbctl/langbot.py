@@ -128,6 +128,9 @@ class LangBotClient:
         self.timeout = timeout  # --timeout: how long a 429 is asked again
         self.gate = Gate()
 
+    def close(self) -> None:
+        self._http.close()
+
     # --- discovery -------------------------------------------------------------------------------
     def info(self) -> dict:
         return self._json("GET", "/system/info")

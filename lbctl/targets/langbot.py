@@ -107,6 +107,13 @@ class LangBotTarget(Target):
         except CredentialsError:
             return None
 
+    def close(self) -> None:
+        client = self.__dict__.pop("client", None)
+        if client is not None:
+            client.close()
+        self.__dict__.pop("info", None)
+        self._plugins = None
+
     @cached_property
     def info(self) -> dict:
         """GET /system/info, which needs no key."""
