@@ -67,7 +67,7 @@ class Runner:
         work.mkdir()
         names = [f"farm-{i:04d}" for i in range(len(urls))]
         (work / "config.toml").write_text("".join(f'[targets.{n}]\nurl = "{u}"\n\n' for n, u in zip(names, urls)))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LBCTL_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LBCTL_") and k != "PYTHONDONTWRITEBYTECODE"}
         env.update(LBCTL_HOME=str(work / "home"), LBCTL_CACHE_DIR=str(work / "cache"),
                    LBCTL_CONFIG=str(work / "config.toml"), LBCTL_API_KEY=self.api_key, LBCTL_TARGET=",".join(names),
                    NO_COLOR="1", PYTHONPATH=str(REPO))

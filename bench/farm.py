@@ -260,6 +260,7 @@ class Instance:
         self.unavailable_until = 0.0  # after restart(): plugin routes answer 500, then the list fills up again
         self.hidden_until: dict[str, float] = {}
         self.requests = 0
+        self.in_flight = 0
         self._listing: bytes | None = None
 
     @property
@@ -370,7 +371,13 @@ class Farm:
         self._thread: threading.Thread | None = None
         self._servers: list[Any] = []
         self._reserved: list[socket.socket] = []
-        self.log: list[tuple[int, str, str]] | None = None  # (instance, method, path) when recording
+        self.log: list[tuple[int, str, str, float]] | None = None  # (instance, method, path, time) when recording
+        self.connections = 0  # open now
+        self.max_connections = 0
+        self.in_flight = 0  # requests being answered now, on all instances
+        self.max_in_flight = 0
+        self.busy: set[int] = set()  # instances answering a request now
+        self.max_busy = 0  # the most instances answering at once: how many targets a client works on at once
 
     def _modes(self, count: int) -> list[str]:
         order = list(range(count))
@@ -395,8 +402,8 @@ class Farm:
     def up(self) -> list[Instance]:
         return [i for i in self.instances if i.mode == "up"]
 
-    def record(self) -> list[tuple[int, str, str]]:
-        """Start keeping every request as (instance, method, path)."""
+    def record(self) -> list[tuple[int, str, str, float]]:
+        """Start keeping every request as (instance, method, path, monotonic time)."""
         self.log = []
         return self.log
 
@@ -519,6 +526,8 @@ class Farm:
     # --- HTTP -------------------------------------------------------------------------------------------------------
     async def _connection(self, instance: Instance, reader: asyncio.StreamReader,
                           writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.max_connections = max(self.max_connections, self.connections)
         try:
             while True:
                 try:
@@ -533,7 +542,11 @@ class Farm:
                         name, _, value = line.partition(":")
                         headers[name.strip().lower()] = value.strip()
                 body = await _read_body(reader, headers)
-                status, content_type, payload = await self._answer(instance, method, target, headers, body)
+                self._begin(instance)
+                try:
+                    status, content_type, payload = await self._answer(instance, method, target, headers, body)
+                finally:
+                    self._end(instance)
                 keep = headers.get("connection", "").lower() != "close"
                 reason = {200: "OK", 400: "BAD REQUEST", 401: "UNAUTHORIZED", 404: "NOT FOUND",
                           405: "METHOD NOT ALLOWED", 429: "TOO MANY REQUESTS", 500: "INTERNAL SERVER ERROR"}
@@ -546,7 +559,21 @@ class Farm:
         except (ConnectionError, asyncio.CancelledError):
             return
         finally:
+            self.connections -= 1
             writer.close()
+
+    def _begin(self, instance: Instance) -> None:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        instance.in_flight += 1
+        self.busy.add(instance.index)
+        self.max_busy = max(self.max_busy, len(self.busy))
+
+    def _end(self, instance: Instance) -> None:
+        self.in_flight -= 1
+        instance.in_flight -= 1
+        if not instance.in_flight:
+            self.busy.discard(instance.index)
 
     async def _answer(self, instance: Instance, method: str, target: str, headers: dict[str, str],
                       body: bytes) -> tuple[int, str, bytes]:
@@ -554,7 +581,7 @@ class Farm:
         url = urlsplit(target)
         path = unquote(url.path)
         if self.log is not None:
-            self.log.append((instance.index, method, path))
+            self.log.append((instance.index, method, path, time.monotonic()))
         json_type = "application/json"
         if self.options.latency:
             await asyncio.sleep(self.options.latency)

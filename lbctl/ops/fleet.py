@@ -9,7 +9,8 @@ clients.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from lbctl.errors import LbctlError
 from lbctl.models import Result
@@ -52,7 +53,7 @@ def _run_all(ctx: Context, command: str, run: Callable[[Target], Result], target
     # One spinner for the fleet: a spinner per target and wait would fill the terminal.
     progress, ctx.progress = ctx.progress, None
     try:
-        with progress(f"{command}: {len(targets)} targets") if progress else _nothing():
+        with progress(f"{command}: {len(targets)} targets") if progress else _nothing(), _fewer_collections():
             done = fetch_many(targets, one, max_workers=ctx.settings.jobs)
     finally:
         ctx.progress = progress
@@ -71,6 +72,21 @@ def _part(command: str, target: Target, outcome: Result | LbctlError) -> Result:
                       target=target.name)
     return Result(outcome.command, outcome.kind, outcome.data, outcome.warnings, outcome.errors, outcome.exit_code,
                   outcome.text, target=target.name)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Python's cyclic garbage collector runs after every 700 new objects and then walks every object still
+    alive; a fleet's answers make millions of short-lived ones (a no-op sync to 1,000 instances spent 1.0 of
+    4.3 s in it, 0.2 s with this threshold). Reference counting frees them anyway: nothing they hold is cyclic."""
+    import gc
+
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], 50_000), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _nothing():
