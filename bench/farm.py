@@ -222,16 +222,29 @@ class Plugin:
     bricked: bool = False
 
     def container(self) -> dict:
-        info: dict[str, Any] = {"_artifact_storage": "tenant_binary_storage_v1",
-                                "_certification": _certification(self.package.sha256)}
-        if self.source == "marketplace":
-            info.update(plugin_author=self.package.author, plugin_name=self.package.name,
-                        plugin_version=self.package.version)
-        else:
-            info["administrator_force"] = False
-        return redact({"components": list(self.package.components), "debug": False, "enabled": True,
-                       "install_info": info, "install_source": self.source, "manifest": self.package.manifest,
-                       "plugin_config": {}, "plugin_instance": None, "priority": 0, "status": "initialized"})
+        return json.loads(self.encoded())
+
+    def encoded(self) -> bytes:
+        """The plugin as GET /plugins lists it, encoded once per package and source for the whole farm (a
+        thousand instances list the same plugins)."""
+        key = (self.package.sha256, self.source)
+        found = _containers.get(key)
+        if found is None:
+            info: dict[str, Any] = {"_artifact_storage": "tenant_binary_storage_v1",
+                                    "_certification": _certification(self.package.sha256)}
+            if self.source == "marketplace":
+                info.update(plugin_author=self.package.author, plugin_name=self.package.name,
+                            plugin_version=self.package.version)
+            else:
+                info["administrator_force"] = False
+            found = _containers[key] = json.dumps(redact({
+                "components": list(self.package.components), "debug": False, "enabled": True, "install_info": info,
+                "install_source": self.source, "manifest": self.package.manifest, "plugin_config": {},
+                "plugin_instance": None, "priority": 0, "status": "initialized"})).encode()
+        return found
+
+
+_containers: dict[tuple[str, str], bytes] = {}
 
 
 @dataclass
@@ -277,11 +290,13 @@ class Instance:
         return sorted(shown, key=lambda p: -p.order)
 
     def listing(self) -> bytes:
-        if self.hidden_until and max(self.hidden_until.values()) > time.monotonic():
-            return _ok({"plugins": [p.container() for p in self.visible()]})
-        if self._listing is None:
-            self._listing = _ok({"plugins": [p.container() for p in self.visible()]})
-        return self._listing
+        if self._listing is not None:
+            return self._listing
+        listing = b'{"code": 0, "data": {"plugins": [' + b", ".join(p.encoded() for p in self.visible()) + \
+            b']}, "msg": "ok"}'
+        if not (self.hidden_until and max(self.hidden_until.values()) > time.monotonic()):
+            self._listing = listing  # while plugins come back after a restart the list changes by itself
+        return listing
 
     def plugin(self, plugin_id: str) -> Plugin | None:
         found = self.plugins.get(plugin_id)
@@ -491,6 +506,7 @@ class Farm:
                     instance.put(package, source)
                     if config and package.id in config:
                         instance.plugins[package.id].config = copy.deepcopy(config[package.id])
+                instance.listing()
 
         self.call(put)
 
@@ -694,7 +710,9 @@ class Routes:
         plugin_id, rest = f"{parts[0]}/{parts[1]}", parts[2:]
         if rest == [] and self.method == "GET":
             plugin = instance.plugin(plugin_id)
-            return (200, _ok({"plugin": plugin.container()})) if plugin else (404, _error(-1, "plugin not found"))
+            if plugin is None:
+                return 404, _error(-1, "plugin not found")
+            return 200, b'{"code": 0, "data": {"plugin": ' + plugin.encoded() + b'}, "msg": "ok"}'
         if rest == [] and self.method == "DELETE":
             return self.start(lambda task: self.delete(plugin_id))
         if rest == ["upgrade"] and self.method == "POST":
