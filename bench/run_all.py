@@ -6,7 +6,8 @@ Every row of issue 13's table is here with its target, as are issue 20's fleet r
 simulated LangBot farm of bench/farm.py), the LangBot rows (bench_langbot.py, against a real LangBot:
 LBCTL_LANGBOT_VENV, else the harness makes .langbot-venv) and the dependency rows (bench_deps.py, which reach
 pypi.org). --quick skips the measured sequential update (about 40 s on 2 cores), the 1,000-instance fleet rows,
-the LangBot rows and the dependency rows; the default run prints everything.
+the LangBot rows and the dependency rows; --loopback-only skips only the dependency rows (the rest never leaves
+127.0.0.1); the default run prints everything.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _dict_rows(bench: str, rows: list[dict]) -> list[Row]:
     return out
 
 
-def rows(quick: bool) -> list[Row]:
+def rows(quick: bool, loopback_only: bool = False) -> list[Row]:
     """(benchmark, measure, value, target, ok) for every figure."""
     out = [("core", name, wall, target, _status(ok)) for name, wall, _cpu, target, ok in bench_core.measure()]
     with tempfile.TemporaryDirectory(prefix="lbctl-bench-") as tmp:
@@ -59,10 +60,12 @@ def rows(quick: bool) -> list[Row]:
     out += _dict_rows("fleet", bench_fleet.measure(quick))
     out += _dict_rows("runtime", bench_runtime.measure())
     if not quick:
-        import bench_deps
         import bench_langbot
 
         out += _dict_rows("langbot", bench_langbot.measure(10))
+    if not (quick or loopback_only):
+        import bench_deps
+
         out += _dict_rows("deps", bench_deps.measure(1))
     return out
 
@@ -70,7 +73,9 @@ def rows(quick: bool) -> list[Row]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the sequential update, LangBot and deps rows")
-    table = rows(parser.parse_args().quick)
+    parser.add_argument("--loopback-only", action="store_true", help="skip the rows that reach pypi.org (deps)")
+    args = parser.parse_args()
+    table = rows(args.quick, args.loopback_only)
     header = ("bench", "measure", "value", "target", "ok")
     widths = [max(len(str(r[i])) for r in [header, *table]) for i in range(5)]
     for row in [header, tuple("-" * w for w in widths), *table]:

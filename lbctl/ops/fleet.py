@@ -76,9 +76,9 @@ def _part(command: str, target: Target, outcome: Result | LbctlError) -> Result:
 
 @contextmanager
 def _fewer_collections() -> Iterator[None]:
-    """Python's cyclic garbage collector runs after every 700 new objects and then walks every object still
-    alive; a fleet's answers make millions of short-lived ones (a no-op sync to 1,000 instances spent 1.0 of
-    4.3 s in it, 0.2 s with this threshold). Reference counting frees them anyway: nothing they hold is cyclic."""
+    """Python's cyclic garbage collector runs after every 700 new objects, and a fleet's answers make millions of
+    short-lived ones that reference counting frees anyway: a no-op sync to 1,000 farm instances ran it ~380 times
+    for 0.28-0.34 s of its 3.3-3.9 s of CPU, with this threshold 77 times for 0.12-0.18 s."""
     import gc
 
     before = gc.get_threshold()
