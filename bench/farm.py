@@ -12,7 +12,7 @@ The instances speak the part of LangBot's HTTP API that lbctl uses (docs/langbot
 and its error forms, API-key authentication, system info/context/capabilities, the plugin list and records,
 config GET/PUT with LangBot's secret masking, local and marketplace installs, upgrade, delete, and tasks as an
 API key sees them. What they do and how long it takes comes from a real 4.11.2 (bench/probe_langbot.py records
-it; tests/test_fleet_farm.py runs the same lbctl commands on both and compares):
+it; tests/test_fleet_langbot.py runs the same lbctl commands on both and compares):
 
 - every answer waits `latency` (20 ms) first;
 - an install or upgrade prepares for `prepare_seconds` (download and checks, in parallel), then holds the
