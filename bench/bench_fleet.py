@@ -4,8 +4,8 @@
 
 The farm (one asyncio loop in a thread of this process, 20 ms per request, installs ~0.9 s one at a time per
 instance) and its FakeMarket run here; lbctl runs as a child process (`python -m lbctl`) with a fresh home and
-cache per measure, its targets named farm-0000… in its user config file and chosen with LBCTL_TARGET. Wall time
-from start to exit; peak RSS from `/usr/bin/time -f %M`.
+cache per measure, its targets named farm-0000… in its user config file with the label fleet=bench and chosen with
+LBCTL_TARGET=fleet=bench. Wall time from start to exit; peak RSS from `/usr/bin/time -f %M`.
 
 1. `list` over 100 instances with 10 plugins each: <= 1.5 s.
 2. no-op `sync` of a 10-plugin file (ids, versions, sha256, as `freeze` writes it) to 100 instances: <= 2 s.
@@ -56,7 +56,8 @@ def frozen(path: Path, packages: dict[str, bytes], ids: list[str]) -> Path:
 
 
 class Runner:
-    """lbctl as a child process, with targets farm-0000… for the given URLs, in a fresh home each time."""
+    """lbctl as a child process, in a fresh home each time, on targets farm-0000… for the given URLs: written into
+    its user config file with the label fleet=bench, and chosen with that selector."""
 
     def __init__(self, root: Path, api_key: str):
         self.root, self.api_key, self.runs = root, api_key, 0
@@ -66,10 +67,11 @@ class Runner:
         work = self.root / f"run-{self.runs}"
         work.mkdir()
         names = [f"farm-{i:04d}" for i in range(len(urls))]
-        (work / "config.toml").write_text("".join(f'[targets.{n}]\nurl = "{u}"\n\n' for n, u in zip(names, urls)))
+        (work / "config.toml").write_text("".join(f'[targets.{n}]\nurl = "{u}"\nlabels = {{ fleet = "bench" }}\n\n'
+                                                  for n, u in zip(names, urls)))
         env = {k: v for k, v in os.environ.items() if not k.startswith("LBCTL_") and k != "PYTHONDONTWRITEBYTECODE"}
         env.update(LBCTL_HOME=str(work / "home"), LBCTL_CACHE_DIR=str(work / "cache"),
-                   LBCTL_CONFIG=str(work / "config.toml"), LBCTL_API_KEY=self.api_key, LBCTL_TARGET=",".join(names),
+                   LBCTL_CONFIG=str(work / "config.toml"), LBCTL_API_KEY=self.api_key, LBCTL_TARGET="fleet=bench",
                    NO_COLOR="1", PYTHONPATH=str(REPO))
         child = run_child(list(args), env)
         shutil.rmtree(work, ignore_errors=True)
