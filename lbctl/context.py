@@ -44,14 +44,16 @@ class Context:
         if mine:
             try:
                 slot["value"] = make()
-            except Exception as exc:
+            except BaseException as exc:
                 slot["error"] = exc
+                raise
             finally:
                 slot["done"].set()
+            return slot["value"]
         slot["done"].wait()
         if "error" in slot:
             raise slot["error"]
-        return slot.get("value")
+        return slot["value"]
 
     @cached_property
     def env(self) -> Environment:

@@ -241,6 +241,17 @@ def test_each_entry_is_resolved_and_downloaded_once_for_the_whole_fleet(farms, m
         assert paths.count(f"/api/v1/marketplace/plugins/download/{pid}/1.0.0") == 1, paths
 
 
+def test_an_entry_that_does_not_resolve_fails_every_target_after_one_question(farms, market, lbctl, tmp_path):
+    farm = farms(3)
+    before = len(market.requests)
+
+    run = lbctl("--target", named(farm, tmp_path), "sync", str(plugins_file(tmp_path, ["fleet/missing"])), "--json")
+
+    assert run.exit_code == 5, run.output
+    assert [t["exit_code"] for t in run.json["data"]["targets"]] == [5, 5, 5]
+    assert market.paths("GET")[before:] == ["/api/v1/marketplace/plugins/fleet/missing/versions"]
+
+
 def test_the_tasks_of_one_instance_are_polled_together(farms, lbctl, tmp_path):
     farm = farms(1, install_seconds=0.3)
     log = farm.record()
