@@ -25,7 +25,8 @@ it; tests/test_fleet_langbot.py runs the same lbctl commands on both and compare
 - a body that is not a JSON object stores null: the plugin vanishes for good, as on the real one;
 - more than 8 running tasks: 429 `task_capacity_exceeded`;
 - `restart(i)`: the plugin routes answer 500 while the runtime reconnects, then the list is `[]` for a moment,
-  then the plugins come back one at a time.
+  then the plugins come back one at a time; /healthz says meanwhile what a real one says
+  (`resources.runtimes.plugin_runtime_connected` and `plugin_installations`, the plugins LangBot holds).
 
 Shares of the instances can be down (the port refuses connections), slow (every answer comes after
 `slow_seconds`, 30 s) or failing (the plugin routes answer 500 `internal_error`, as when LangBot's runtime is
@@ -271,6 +272,7 @@ class Instance:
         self.order = 0
         self.runtime: asyncio.Lock | None = None  # made on the loop
         self.unavailable_until = 0.0  # after restart(): plugin routes answer 500, then the list fills up again
+        self.connecting_until = 0.0  # after restart(): the runtime is back but LangBot still replays ([] listed)
         self.hidden_until: dict[str, float] = {}
         self.requests = 0
         self.in_flight = 0
@@ -297,6 +299,16 @@ class Instance:
         if not (self.hidden_until and max(self.hidden_until.values()) > time.monotonic()):
             self._listing = listing  # while plugins come back after a restart the list changes by itself
         return listing
+
+    def health(self) -> dict:
+        """GET /healthz: LangBot's runtime resources, which say whether its runtime is connected and how many
+        installations LangBot holds (more than the plugins listed while they come back after a restart)."""
+        now = time.monotonic()
+        held = sum(not p.bricked for p in self.plugins.values())
+        connected = self.mode != "failing" and now >= self.connecting_until
+        return {"code": 0, "msg": "ok", "resources": {"runtimes": {
+            "plugins": len(self.visible()) if connected else 0, "plugin_installations": held,
+            "plugin_runtime_connected": connected}}}
 
     def plugin(self, plugin_id: str) -> Plugin | None:
         found = self.plugins.get(plugin_id)
@@ -519,6 +531,7 @@ class Farm:
             instance = self.instances[index]
             now = time.monotonic()
             instance.unavailable_until = now + unavailable
+            instance.connecting_until = now + unavailable + empty / 2
             for k, plugin in enumerate(sorted(instance.plugins.values(), key=lambda p: p.order)):
                 instance.hidden_until[plugin.package.id] = now + unavailable + empty + k * per_plugin
             instance.next_task = 12
@@ -604,7 +617,9 @@ class Farm:
         if instance.mode == "slow":
             await asyncio.sleep(self.options.slow_seconds)
         if not path.startswith(API + "/"):
-            return (200, json_type, b'{"status": "ok"}') if path == "/healthz" else (404, "text/html", NOT_FOUND_PAGE)
+            if path == "/healthz":
+                return 200, json_type, json.dumps(instance.health()).encode()
+            return 404, "text/html", NOT_FOUND_PAGE
         route = path[len(API):]
         if method == "GET" and route == "/system/info":
             return 200, json_type, _ok(self._info())

@@ -264,3 +264,33 @@ def test_the_tasks_of_one_instance_are_polled_together(farms, lbctl, tmp_path):
     # LangBot runs the four installs one after another (1.2 s); four pollers would ask 4 times each 0.1 s
     assert len(polls) <= (polls[-1] - installs[0]) / 0.1 + 4, len(polls)
     assert sorted(farm.plugin_ids(0)) == IDS
+
+
+# --- an instance that restarts -------------------------------------------------------------------------------
+
+
+def test_wait_ready_waits_until_a_restarted_instance_has_its_plugins_back(farms, lbctl, tmp_path):
+    farm = farms(1)
+    file = plugins_file(tmp_path, IDS[:3])
+    assert lbctl("--target", farm.urls[0], "sync", str(file)).exit_code == 0
+    log = farm.record()
+    farm.restart(0, unavailable=0.3, empty=1.0, per_plugin=0.3)  # 500, then [], then one plugin at a time
+
+    run = lbctl("--target", farm.urls[0], "--wait-ready", "20", "sync", str(file), "--json")
+
+    assert run.exit_code == 0, run.output
+    assert [a for a in run.json["data"]["actions"] if a["status"] != "skipped"] == []
+    assert [(m, p) for _, m, p, _ in log if m != "GET"] == []  # nothing installed again
+    assert any(p == "/healthz" for _, _, p, _ in log)
+
+
+def test_without_wait_ready_a_sync_acts_on_what_a_restarting_instance_lists(farms, lbctl, tmp_path):
+    farm = farms(1)
+    file = plugins_file(tmp_path, IDS[:2])
+    assert lbctl("--target", farm.urls[0], "sync", str(file)).exit_code == 0
+    farm.restart(0, unavailable=0.0, empty=5.0, per_plugin=0.3)
+
+    run = lbctl("--target", farm.urls[0], "sync", str(file), "--json")
+
+    # the [] of a restarting LangBot reads as "nothing installed": what --wait-ready is there for
+    assert [(a["action"], a["status"]) for a in run.json["data"]["actions"]] == [("install", "done")] * 2, run.output
