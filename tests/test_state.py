@@ -157,11 +157,11 @@ def test_interrupt_in_the_middle_of_an_install_changes_nothing(lbctl, tmp_path, 
     calls = []
     real_store = Environment.store_package
 
-    def store_then_interrupt(self, data, digest, **kwargs):
+    def store_then_interrupt(self, data, digest):
         calls.append(digest)
         if len(calls) == 4:
             raise KeyboardInterrupt
-        return real_store(self, data, digest, **kwargs)
+        return real_store(self, data, digest)
 
     monkeypatch.setattr(Environment, "store_package", store_then_interrupt)
     result = lbctl("install", *paths, "--force")
