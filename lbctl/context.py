@@ -24,6 +24,7 @@ class Context:
     http_factory: Callable[..., Any] | None = field(default=None, repr=False)
     _find_links: dict | None = field(default=None, init=False, repr=False)
     _markets: dict = field(default_factory=dict, init=False, repr=False)
+    _once: dict = field(default_factory=dict, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def waiting(self, label: str):
@@ -31,6 +32,28 @@ class Context:
         from contextlib import nullcontext
 
         return self.progress(label) if self.progress else nullcontext()
+
+    def once(self, key: Any, make: Callable[[], Any]) -> Any:
+        """`make()` once per command for `key`, in whichever thread asks first; the others wait for its value
+        or its error. The targets of a fleet that resolve the same entry share one resolution and download."""
+        with self._lock:
+            slot = self._once.get(key)
+            mine = slot is None
+            if mine:
+                slot = self._once[key] = {"done": threading.Event()}
+        if mine:
+            try:
+                slot["value"] = make()
+            except BaseException as exc:
+                slot["error"] = exc
+                raise
+            finally:
+                slot["done"].set()
+            return slot["value"]
+        slot["done"].wait()
+        if "error" in slot:
+            raise slot["error"]
+        return slot["value"]
 
     @cached_property
     def env(self) -> Environment:

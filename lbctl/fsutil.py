@@ -175,6 +175,30 @@ def copy_atomic(src: Path, dest: Path, sha256: str, *, mode: int = 0o644, durabl
             raise PackageMismatchError(f"{src} changed while lbctl was using it")
 
 
+def link_atomic(src: Path, dest: Path, sha256: str) -> bool:
+    """Make `dest` a hard link to `src` (renamed into place) when `src` still has `sha256`; False when the file
+    system cannot link the two (another device, no hard links): copy then. Only for files lbctl itself wrote and
+    never changes in place (the download cache): a user's own file could be rewritten under the link."""
+    if sha256_file(src) != sha256:
+        from lbctl.errors import PackageMismatchError
+
+        raise PackageMismatchError(f"{src} changed while lbctl was using it")
+    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with writing(dest.parent), writing_to(dest):
+        try:
+            os.link(src, tmp)
+        except OSError as exc:
+            if exc.errno in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EOPNOTSUPP, errno.ENOTSUP):
+                return False
+            raise
+        try:
+            os.replace(tmp, dest)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    return True
+
+
 def fsync_path(path: Path) -> None:
     """fsync a file or a directory by its path (OSError if it cannot be opened)."""
     fd = os.open(path, os.O_RDONLY)

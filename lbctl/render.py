@@ -82,8 +82,10 @@ class Renderer:
             self._envelope(result.command, result.status, result.exit_code, result.data,
                            list(result.warnings), list(result.errors))
             return result.exit_code
-        for part in result.parts or (result,):
-            self._body(part, section=bool(result.parts))
+        if result.parts:
+            fleet(self, result)
+        else:
+            self._body(result, section=False)
         self.stdout.flush()
         return result.exit_code
 
@@ -557,3 +559,76 @@ TABLES: dict[str, Callable[[Renderer, Any], None]] = {
     "exit_codes": _exit_codes, "doctor": _doctor,
 }
 
+
+
+# --- several targets at once (spec §8) ------------------------------------------------------------------------
+
+
+def fleet(r: Renderer, result: Result) -> None:
+    """One summary row per target (target, status, what changed, first error) and a total line; with -v each
+    target's own section comes first. Warnings said on several targets are said once, with their count."""
+    if r.level >= 1:
+        for part in result.parts:
+            r._body(part, section=True)
+    else:
+        _fleet_warnings(r, result.parts)
+    rows = [[p.target, _fleet_status(p), _fleet_changes(p) or "-", p.errors[0]["message"] if p.errors else ""]
+            for p in result.parts]
+    columns = ["TARGET", "STATUS", "CHANGED", "ERROR"]
+    if r.tty:
+        r.table(columns, rows)
+    else:  # for grep and awk: aligned columns, nothing wrapped or cut
+        cells = [[sanitize(str(v)) for v in row] for row in [columns, *rows]]
+        widths = [max(map(len, column)) for column in zip(*cells)]
+        for row in cells:
+            r.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+    r.plain(_fleet_total(result))
+
+
+def _fleet_status(part: Result) -> str:
+    return "ok" if part.exit_code == 0 else f"{part.status} ({part.exit_code})"
+
+
+def _fleet_total(result: Result) -> str:
+    counts: dict[str, int] = {}
+    for part in result.parts:
+        key = "ok" if part.exit_code == 0 else part.status
+        counts[key] = counts.get(key, 0) + 1
+    tally = ", ".join(f"{counts[k]} {k}" for k in ("ok", "partial", "error") if k in counts)
+    worst = f"; exit code {result.exit_code}" if result.exit_code else ""
+    return f"{_plural(len(result.parts), 'target')}: {tally}{worst}"
+
+
+def _fleet_changes(part: Result) -> str:
+    """What the command did or found on one target, in a few words."""
+    data = part.data
+    if not isinstance(data, dict):
+        return ""
+    if part.kind == "actions":
+        counts: dict[str, int] = {}
+        for a in data["actions"]:
+            if a["status"] == "done":
+                key = _PAST.get(a["action"], a["action"])
+            elif a["status"] in ("planned", "failed"):
+                key = f"{'would' if a['status'] == 'planned' else 'failed to'} {a['action']}"
+            else:
+                continue
+            counts[key] = counts.get(key, 0) + 1
+        return ", ".join(f"{verb} {n}" for verb, n in counts.items()) or "no change"
+    if part.kind in ("list", "freeze"):
+        return _plural(len(data["plugins"]), "plugin")
+    if part.kind == "outdated":
+        return f"{len(data['outdated'])} outdated" if data["outdated"] else "up to date"
+    if part.kind == "doctor":
+        failed = sum(not c["ok"] for c in data["checks"])
+        return f"{failed} of {len(data['checks'])} checks failed" if failed else f"{len(data['checks'])} checks ok"
+    return ""
+
+
+def _fleet_warnings(r: Renderer, parts: tuple[Result, ...]) -> None:
+    said: dict[str, list[str]] = {}
+    for part in parts:
+        for warning in part.warnings:
+            said.setdefault(warning, []).append(part.target or "")
+    for warning, where in said.items():
+        r.warn(f"{where[0]}: {warning}" if len(where) == 1 else f"{warning} ({len(where)} targets)")

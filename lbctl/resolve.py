@@ -85,7 +85,12 @@ class Resolver:
         return self._select(spec, self._local_versions(spec.id), pre)
 
     def entry(self, entry: Entry) -> Candidate:
-        """The package a plugins-file entry asks for, checked against its id and sha256."""
+        """The package a plugins-file entry asks for, checked against its id and sha256; once per command for
+        each marketplace (a fleet's targets share it)."""
+        key = ("entry", self.index_url, entry.id, entry.version, entry.sha256, entry.path, entry.url)
+        return self.ctx.once(key, lambda: self._entry(entry))
+
+    def _entry(self, entry: Entry) -> Candidate:
         if entry.path is not None:
             cand = read_local(self._local_file(entry), None)
         elif entry.url is not None:

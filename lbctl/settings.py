@@ -11,6 +11,9 @@ from lbctl.errors import UsageError
 
 DEFAULT_INDEX_URL = "https://space.langbot.app"
 MAX_SECONDS = 366 * 24 * 3600  # a deadline longer than a year is a typo (and overflows what sockets accept)
+# Targets a fleet command works on at once. Most of a target's time is spent waiting for LangBot (an install
+# takes about a second there, one at a time), so many waits overlap; each costs a thread and a connection.
+DEFAULT_JOBS = 128
 
 # name -> (environment variable, kind)
 _KEYS: dict[str, tuple[str | None, str]] = {
@@ -29,6 +32,7 @@ _KEYS: dict[str, tuple[str | None, str]] = {
     "timeout": ("LBCTL_TIMEOUT", "float"),
     "target": ("LBCTL_TARGET", "names"),
     "wait_ready": (None, "float"),
+    "jobs": ("LBCTL_JOBS", "int"),
 }
 
 
@@ -58,6 +62,7 @@ class Settings:
     timeout: float = 60.0
     target: tuple[str, ...] = ()
     wait_ready: float | None = None
+    jobs: int = DEFAULT_JOBS
     targets: dict = field(default_factory=dict)  # [targets.NAME] tables of the user config file
 
     @property
@@ -150,6 +155,8 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -
             flag = "LBCTL_LOCK_TIMEOUT" if name == "lock_timeout" else f"--{name.replace('_', '-')}"
             raise UsageError(f"{flag} must be a number of seconds above 0 and at most {MAX_SECONDS} (one year), "
                              f"not {value!r}")
+    if values.get("jobs") is not None and values["jobs"] < 1:
+        raise UsageError("--jobs must be 1 or more")
     return Settings(**values)
 
 

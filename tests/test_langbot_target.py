@@ -311,7 +311,10 @@ def test_fleet_sync_goes_on_when_one_target_is_down(lb, lbctl):
     assert (gone["target"], gone["status"], gone["exit_code"]) == (down, "error", 7)
     assert f"{lb.author}/fleet" in lb.server.plugin_ids()
     table = lbctl("--target", f"{lb.url},{down}", "list")
-    assert f"== {lb.url} ==" in table.stdout and f"== {down} ==" in table.stdout and table.exit_code == 7
+    rows = [line.split()[:3] for line in table.stdout.splitlines()[1:3]]
+    assert rows == [[lb.url, "ok", "1"], [down, "error", "(7)"]] and table.exit_code == 7, table.output
+    sections = lbctl("--target", f"{lb.url},{down}", "-v", "list")
+    assert f"== {lb.url} ==" in sections.stdout and f"== {down} ==" in sections.stdout and sections.exit_code == 7
 
 
 # --- errors ----------------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ def root(
     target: Annotated[Optional[List[str]], typer.Option("--target", "-t", help="local, a target name, a LangBot URL or a label selector KEY=VALUE[,KEY=VALUE] (env LBCTL_TARGET; repeatable where several are accepted).")] = None,
     wait_ready: Annotated[Optional[float], typer.Option("--wait-ready", metavar="SECONDS", help="Wait until a LangBot target is ready (answers, with its plugins back) before acting.")] = None,
     timeout: Annotated[Optional[float], typer.Option("--timeout", metavar="SECONDS", help="Whole-request deadline for network calls and how long to wait for a plugin to start (env LBCTL_TIMEOUT; default 60).")] = None,
+    jobs: Annotated[Optional[int], typer.Option("--jobs", "-j", metavar="N", help="How many targets a fleet command works on at once (env LBCTL_JOBS; default 128).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors (env LBCTL_DEBUG=1).")] = False,
     version: Annotated[bool, typer.Option("--version", "-V", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
@@ -64,6 +65,7 @@ def root(
         offline=offline or None, find_links=find_links or None, output="json" if json_ else output,
         yes=yes or None, no_color=no_color or None, no_progress=no_progress or None,
         verbosity=verbose or None, quiet=quiet, target=target or None, wait_ready=wait_ready, timeout=timeout,
+        jobs=jobs,
     )
     session.command = ctx.invoked_subcommand or ""
 

@@ -8,6 +8,7 @@ GLOBAL_OPTIONS: dict[str, bool] = {
     "-o": True, "--no-cache": False, "--offline": False, "--json": False, "--yes": False, "-y": False,
     "--no-color": False, "--no-progress": False, "--quiet": False, "--verbose": False, "--debug": False,
     "--target": True, "-t": True, "--wait-ready": True, "--timeout": True,
+    "--jobs": True, "-j": True,
 }
 
 

@@ -49,6 +49,7 @@ ENVIRONMENT: Final = (
                       "start, as \\fB\\-\\-timeout\\fR (default 60)."),
     ("LBCTL_TARGET", "The target: local, a target name or a LangBot URL (a comma list where several are "
                      "accepted), as \\fB\\-\\-target\\fR."),
+    ("LBCTL_JOBS", "How many targets a fleet command works on at once, as \\fB\\-\\-jobs\\fR (default 128)."),
     ("LBCTL_API_KEY, LANGBOT_API_KEY", "The API key of a LangBot target, when the variable named by "
                                        "\\fBtarget add \\-\\-api\\-key\\-env\\fR is not set."),
     ("LBCTL_WHEELHOUSE", "A wheelhouse that \\fBruntime serve\\fR and \\fBdoctor\\fR use as the only index "

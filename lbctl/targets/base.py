@@ -125,6 +125,9 @@ class Target:
         """The live side: status, logs, tools, commands, call_tool, run_command, restart."""
         raise NotImplementedError
 
+    def close(self) -> None:
+        """Let go of connections and cached answers: the command is done with this target."""
+
     # --- changing ----------------------------------------------------------------------------------
     def check_supported(self, action: str) -> None:
         """Raise PreconditionError when this target has no way to carry out `action`."""

@@ -18,7 +18,6 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 from urllib.parse import urlsplit
@@ -48,6 +47,22 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+class _memo:
+    """functools.cached_property with a lock per instance: before Python 3.12 its lock is one for all instances,
+    so the targets of a fleet would wait for each other's first requests, one at a time."""
+
+    def __init__(self, fn):
+        self.fn, self.name, self.__doc__ = fn, fn.__name__, fn.__doc__
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        with obj._memo_lock:
+            if self.name not in obj.__dict__:
+                obj.__dict__[self.name] = self.fn(obj)
+            return obj.__dict__[self.name]
+
+
 class LangBotTarget(Target):
     kind = "langbot"
 
@@ -61,13 +76,14 @@ class LangBotTarget(Target):
         self._polled: tuple[float, dict[str, str]] | None = None
         self._poll_lock = threading.Lock()
         self._config_lock = threading.Lock()
+        self._memo_lock = threading.RLock()
 
     @property
     def where(self) -> str:
         return f"LangBot at {self.url}" if self.name == self.url else f"{self.name} ({self.url})"
 
     # --- connection --------------------------------------------------------------------------------
-    @cached_property
+    @_memo
     def api_key(self) -> tuple[str | None, str]:
         """The key and where it came from (never the key itself in any output); CredentialsError when the key
         found is not usable."""
@@ -85,7 +101,7 @@ class LangBotTarget(Target):
             fix = "set $LBCTL_API_KEY, or name it (`lbctl target add NAME URL`) and run `lbctl target login NAME`"
         return CredentialsError(f"No API key for {self.where}: {fix}")
 
-    @cached_property
+    @_memo
     def client(self) -> LangBotClient:
         key = self.api_key[0]
         if key is None:
@@ -107,7 +123,14 @@ class LangBotTarget(Target):
         except CredentialsError:
             return None
 
-    @cached_property
+    def close(self) -> None:
+        client = self.__dict__.pop("client", None)
+        if client is not None:
+            client.close()
+        self.__dict__.pop("info", None)
+        self._plugins = None
+
+    @_memo
     def info(self) -> dict:
         """GET /system/info, which needs no key."""
         return (self.client if self._key_or_none() else self._client(None)).info()
@@ -119,7 +142,7 @@ class LangBotTarget(Target):
         return url.rstrip("/") if isinstance(url, str) and url.startswith(("http://", "https://")) \
             else self.ctx.settings.index_url
 
-    @cached_property
+    @_memo
     def notes(self) -> Notes:
         return Notes(self.ctx.settings.home / "targets" / _notes_name(self.url))
 

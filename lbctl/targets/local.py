@@ -162,7 +162,8 @@ class LocalTarget(Target):
         cand = step.candidate
         assert cand is not None
         info, cur = cand.info, state.plugins.get(step.id)
-        self.env.store_package(cand.path, info.sha256)
+        downloaded = cand.path.parent == self.ctx.cache.packages  # lbctl's own file: never changed in place
+        (self.env.store_download if downloaded else self.env.store_package)(cand.path, info.sha256)
         state.plugins[info.id] = Record(
             id=info.id, version=info.version, source=cand.source, sha256=info.sha256, installed_at=now(),
             spec=cand.spec, origin=cand.origin, enabled=cur.enabled if cur else True,
