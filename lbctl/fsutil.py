@@ -65,6 +65,23 @@ def open_regular(path: Path | str) -> BinaryIO:
         raise
 
 
+def flock_within(fd: int, timeout: float, locked, poll: float = 0.02) -> None:
+    """An exclusive flock on `fd`, waiting at most `timeout` seconds for another process to let go; then the
+    error `locked()` makes (exit 6: no lbctl waits for ever on another)."""
+    import fcntl
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise locked() from None
+            time.sleep(poll)
+
+
 def is_sha256(text: str) -> bool:
     return _SHA256.fullmatch(text) is not None
 

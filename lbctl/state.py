@@ -24,7 +24,6 @@ import json
 import os
 import re
 import stat
-import time
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,9 +31,9 @@ from typing import Any, Final, Iterable, Iterator
 
 from lbctl import interrupts
 from lbctl.errors import EnvironmentUnusableError, LbctlError, LockedError, PreconditionError, StateCorruptError
-from lbctl.fsutil import (PRIVATE_FILE, NotRegularFile, copy_atomic, file_kind, fsync_path, is_sha256, link_atomic,
-                          private_dir, read_own_file, read_own_file_stat, remove_stale_temporaries, sha256_file,
-                          unusable, write_atomic, writing_to)
+from lbctl.fsutil import (PRIVATE_FILE, NotRegularFile, copy_atomic, file_kind, flock_within, fsync_path, is_sha256,
+                          link_atomic, private_dir, read_own_file, read_own_file_stat, remove_stale_temporaries,
+                          sha256_file, unusable, write_atomic, writing_to)
 from lbctl.models import PackageInfo, Record
 
 SCHEMA: Final = 1
@@ -400,24 +399,13 @@ class Environment:
 
     @contextmanager
     def lock(self, timeout: float | None = None) -> Iterator[None]:
-        import fcntl
-
         private_dir(self.home)
         with writing_to(self.home / ".lock"):
             fd = os.open(self.home / ".lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         try:
-            deadline = time.monotonic() + (self.lock_timeout if timeout is None else timeout)
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        raise LockedError(
-                            f"The environment {self.home} is locked by another lbctl process",
-                            hint="Wait for it to finish, or set LBCTL_LOCK_TIMEOUT to wait longer.",
-                        ) from None
-                    time.sleep(0.05)
+            flock_within(fd, self.lock_timeout if timeout is None else timeout, lambda: LockedError(
+                f"The environment {self.home} is locked by another lbctl process",
+                hint="Wait for it to finish, or set LBCTL_LOCK_TIMEOUT to wait longer."), poll=0.05)
             yield
         finally:
             os.close(fd)

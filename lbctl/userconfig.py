@@ -8,14 +8,13 @@ so that parallel `target add` and `target login` runs all keep what they wrote.
 from __future__ import annotations
 
 import os
-import time
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from lbctl.errors import CredentialsError, LockedError, PreconditionError, UsageError
-from lbctl.fsutil import private_dir, read_own_file, write_atomic
+from lbctl.fsutil import flock_within, private_dir, read_own_file, write_atomic
 from lbctl.settings import config_path
 
 KEY_VARIABLES = ("LBCTL_API_KEY", "LANGBOT_API_KEY")
@@ -55,8 +54,6 @@ def write(path: Path, data: dict[str, Any], *, mode: int) -> None:
 @contextmanager
 def locked(environ: Mapping[str, str] = os.environ, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
     """The lock of the config file and the credentials file (one lock for both, beside them)."""
-    import fcntl
-
     path = config_path(environ)
     private_dir(path.parent)
     lock = path.parent / f".{path.name}.lock"
@@ -65,16 +62,8 @@ def locked(environ: Mapping[str, str] = os.environ, timeout: float = LOCK_TIMEOU
     except OSError as exc:
         raise PreconditionError(f"Cannot lock {path}: {exc.strerror or exc}") from None
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise LockedError(f"The user config {path} is locked by another lbctl process",
-                                      hint="Wait for it to finish and try again.") from None
-                time.sleep(0.01)
+        flock_within(fd, timeout, lambda: LockedError(f"The user config {path} is locked by another lbctl process",
+                                                      hint="Wait for it to finish and try again."), poll=0.01)
         yield
     finally:
         os.close(fd)

@@ -24,8 +24,9 @@ from urllib.parse import urlsplit
 
 from lbctl import configschema, interrupts
 from lbctl.errors import (CommandInterruptedError, CredentialsError, LbctlError, NetworkError, NotFoundError,
-                          PackageInvalidError, PluginFailedError, PreconditionError, ProtocolError, TaskFailedError)
-from lbctl.fsutil import is_sha256, private_dir, read_own_file, write_atomic
+                          LockedError, PackageInvalidError, PluginFailedError, PreconditionError, ProtocolError,
+                          TaskFailedError)
+from lbctl.fsutil import flock_within, is_sha256, private_dir, read_own_file, write_atomic
 from lbctl.models import Component, PackageInfo, Record
 from lbctl.plan import PACKAGE_ACTIONS, PREVIOUS_FIELDS, previous_fields
 from lbctl.targets.base import Applied, Target, with_applied
@@ -40,6 +41,7 @@ NO_TOGGLE = "LangBot 4.11 has no API to enable or disable a plugin"
 TOGGLE_HINT = "Bind plugins per pipeline in LangBot's web UI, or uninstall the plugin."
 INIT_WINDOW = 30.0  # seconds LangBot itself gives a plugin to initialize
 GRACE = 10.0  # seconds a stopped apply gives the steps under way to finish and be read back
+NOTES_LOCK_TIMEOUT = 60.0  # seconds a write of the notes waits for another lbctl's (each holds it for a write)
 POLL_EVERY = 0.2  # seconds between two listings of LangBot's plugins while steps wait for theirs
 
 
@@ -910,12 +912,12 @@ class Notes:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        import fcntl
-
         private_dir(self.path.parent)
         fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            flock_within(fd, NOTES_LOCK_TIMEOUT, lambda: LockedError(
+                f"lbctl's notes on this LangBot ({self.path}) are locked by another lbctl process",
+                hint="Wait for it to finish and try again."))
             yield
         finally:
             os.close(fd)
