@@ -161,7 +161,12 @@ def test_a_config_file_url_with_credentials_is_masked_and_refused(lbctl, tmp_pat
 # --- 4. freeze --include-secrets > FILE is 0600 ----------------------------------------------------------
 
 
-def test_freeze_with_secrets_into_a_redirected_file_makes_it_owner_only_first(lbctl, tmp_path):
+@pytest.mark.parametrize("command, cases", [
+    (["freeze"], [("secrets.toml", ["--include-secrets", "--with-config"]),
+                  ("secrets.json", ["--include-secrets", "--with-config", "--json"]), ("plain.toml", ["--with-config"])]),
+    (["config", "export", "acme/vault"], [("secret.toml", ["--include-secrets"]), ("plain.toml", [])]),
+])
+def test_secrets_into_a_redirected_file_make_it_owner_only_first(lbctl, tmp_path, command, cases):
     schema = [{"name": "token", "type": "string", "required": False, "default": ""}]
     pkg = tmp_path / "vault.lbpkg"
     pkg.write_bytes(make_lbpkg("acme", "vault", "1.0.0", config=schema))
@@ -169,45 +174,21 @@ def test_freeze_with_secrets_into_a_redirected_file_makes_it_owner_only_first(lb
     assert lbctl("config", "set", "acme/vault", f"token={SECRET}").exit_code == 0
     old = os.umask(0o022)
     try:
-        for name, args in (("secrets.toml", ["--include-secrets", "--with-config"]),
-                           ("secrets.json", ["--include-secrets", "--with-config", "--json"]),
-                           ("plain.toml", ["--with-config"])):
+        for name, args in cases:
             out = tmp_path / name
             with open(out, "w") as stdout:
                 assert stat.S_IMODE(os.fstat(stdout.fileno()).st_mode) == 0o644
-                done = subprocess.run([sys.executable, "-m", "lbctl", "freeze", *args], stdout=stdout,
+                done = subprocess.run([sys.executable, "-m", "lbctl", *command, *args], stdout=stdout,
                                       stderr=subprocess.PIPE, env=subprocess_env(), timeout=60)
             assert done.returncode == 0, done.stderr
             mode = stat.S_IMODE(out.stat().st_mode)
-            if "--include-secrets" in args:
-                assert SECRET in out.read_text() and mode == 0o600, (name, oct(mode))
-            else:
-                assert SECRET not in out.read_text() and mode == 0o644, (name, oct(mode))
+            secret = "--include-secrets" in args
+            assert (SECRET in out.read_text(), mode) == ((True, 0o600) if secret else (False, 0o644)), name
     finally:
         os.umask(old)
-    piped = subprocess.run([sys.executable, "-m", "lbctl", "freeze", "--include-secrets", "--with-config"],
+    piped = subprocess.run([sys.executable, "-m", "lbctl", *command, *cases[0][1]],
                            capture_output=True, text=True, env=subprocess_env(), timeout=60)
     assert piped.returncode == 0 and SECRET in piped.stdout  # a pipe is not a file: nothing to chmod
-
-
-def test_config_export_with_secrets_into_a_redirected_file_makes_it_owner_only_first(lbctl, tmp_path):
-    schema = [{"name": "token", "type": "string", "required": False, "default": ""}]
-    pkg = tmp_path / "vault.lbpkg"
-    pkg.write_bytes(make_lbpkg("acme", "vault", "1.0.0", config=schema))
-    assert lbctl("install", pkg).exit_code == 0
-    assert lbctl("config", "set", "acme/vault", f"token={SECRET}").exit_code == 0
-    old = os.umask(0o022)
-    try:
-        for name, args in (("secret.toml", ["--include-secrets"]), ("plain.toml", [])):
-            out = tmp_path / name
-            with open(out, "w") as stdout:
-                done = subprocess.run([sys.executable, "-m", "lbctl", "config", "export", "acme/vault", *args],
-                                      stdout=stdout, stderr=subprocess.PIPE, env=subprocess_env(), timeout=60)
-            assert done.returncode == 0, done.stderr
-            mode = stat.S_IMODE(out.stat().st_mode)
-            assert (SECRET in out.read_text(), mode) == ((True, 0o600) if args else (False, 0o644)), name
-    finally:
-        os.umask(old)
 
 
 # --- 5. parallel target add / target login keep everything -----------------------------------------------
