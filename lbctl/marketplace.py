@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -509,12 +510,14 @@ class Fetched(Generic[T, R]):
         return self.error is None
 
 
-def fetch_many(items: Iterable[T], fn: Callable[[T], R], *,
-               max_workers: int = PARALLEL_FETCHES) -> list[Fetched[T, R]]:
+def fetch_many(items: Iterable[T], fn: Callable[[T], R], *, max_workers: int = PARALLEL_FETCHES,
+               grace: float = 0.0) -> list[Fetched[T, R]]:
     """Run `fn` over `items` in threads; results in the order of `items`, one failure stops nothing.
 
     Only LbctlError is captured per item; any other exception is a bug and propagates. The threads are daemons
-    and take no new item once the command is interrupted, so a Ctrl-C never waits for downloads to finish.
+    and take no new item once the command is interrupted, so a Ctrl-C never waits for downloads to finish; with
+    `grace`, it waits that long for the items under way, and the KeyboardInterrupt carries `results` (None for
+    an item not finished).
     """
     items = list(items)
     if len(items) <= 1:
@@ -538,9 +541,16 @@ def fetch_many(items: Iterable[T], fn: Callable[[T], R], *,
                for _ in range(min(max_workers, len(items)))]
     for worker in workers:
         worker.start()
-    for worker in workers:
-        worker.join()
-    interrupts.check()
+    try:
+        for worker in workers:
+            worker.join()
+        interrupts.check()
+    except KeyboardInterrupt as exc:
+        deadline = time.monotonic() + grace
+        for worker in workers:
+            worker.join(max(deadline - time.monotonic(), 0))
+        exc.results = [r if isinstance(r, Fetched) else None for r in results]  # type: ignore[attr-defined]
+        raise
     for result in results:
         if isinstance(result, BaseException):
             raise result

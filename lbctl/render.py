@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+from dataclasses import replace
 from typing import Any, Callable, TextIO
 
 from lbctl.errors import LbctlError
@@ -117,8 +118,8 @@ class Renderer:
                            list(partial.warnings) if partial else [], [first, *others])
             return code
         if partial is not None:
-            self._body(Result(partial.command, partial.kind, partial.data, partial.warnings, tuple(others)),
-                       section=False)
+            shown = replace(partial, errors=tuple(others))  # the target it acted on, or a fleet's parts, kept
+            fleet(self, shown) if shown.parts else self._body(shown, section=False)
             self.stdout.flush()
         self._error_line(first)
         return code

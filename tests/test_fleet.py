@@ -294,3 +294,40 @@ def test_without_wait_ready_a_sync_acts_on_what_a_restarting_instance_lists(farm
 
     # the [] of a restarting LangBot reads as "nothing installed": what --wait-ready is there for
     assert [(a["action"], a["status"]) for a in run.json["data"]["actions"]] == [("install", "done")] * 2, run.output
+
+
+# --- interrupted ---------------------------------------------------------------------------------------------
+
+
+def test_ctrl_c_during_a_fleet_sync_reports_every_target_as_it_holds_it(farms, market, tmp_path):
+    """A Ctrl-C in the middle of a sync to several targets: the one envelope lists each target's actions with
+    their true status (what a farm instance holds is `done`, nothing else is), and a target not yet started
+    says that nothing was sent to it."""
+    import json
+    import signal
+
+    from hardening_support import finish, handler_installed, spawn
+
+    farm = farms(3, install_seconds=1.0)
+    names = named(farm, tmp_path)
+    file = plugins_file(tmp_path, IDS)
+    proc = spawn(["--target", names, "--jobs", "2", "sync", str(file), "--json"])
+    started = time.monotonic()
+    while not (handler_installed(proc.pid) and farm.plugin_ids(0) + farm.plugin_ids(1)):
+        assert proc.poll() is None and time.monotonic() - started < 60, "no install began"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    run = finish(proc, timeout=90, started=started)
+
+    assert run.exit_code == 130, run.output
+    doc = json.loads(run.stdout)
+    assert (doc["status"], doc["errors"][0]["code"]) == ("error", "interrupted"), doc
+    parts = {part["target"]: part for part in doc["data"]["targets"]}
+    assert sorted(parts) == ["farm-0", "farm-1", "farm-2"], doc
+    for index in (0, 1):
+        actions = parts[f"farm-{index}"]["data"]["actions"]
+        done = {a["id"] for a in actions if a["status"] == "done" and a["action"] == "install"}
+        assert done == set(farm.plugin_ids(index)), (index, actions)
+        assert {a["status"] for a in actions} <= {"done", "planned"}, actions
+    assert parts["farm-2"]["data"] is None and farm.plugin_ids(2) == []
+    assert "nothing was sent to it" in parts["farm-2"]["errors"][0]["message"]

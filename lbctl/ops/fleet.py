@@ -12,8 +12,12 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Callable, Iterator
 
-from lbctl.errors import LbctlError
+from lbctl.errors import CommandInterruptedError, LbctlError
 from lbctl.models import Result
+
+# After a Ctrl-C, how long the targets under way get to stop and say what they did (a LangBot target gives its
+# steps under way 10 s to finish and be read back).
+STOP_GRACE = 15.0
 
 if TYPE_CHECKING:
     from lbctl.context import Context
@@ -31,7 +35,21 @@ def each(ctx: Context, command: str, run: Callable[[Target], Result], targets: l
             return run(targets[0])
         finally:
             targets[0].close()
-    parts = _run_all(ctx, command, run, targets)
+    try:
+        parts = _run_all(ctx, command, run, targets)
+    except KeyboardInterrupt as exc:
+        # Each target that was under way has said what it did; one that had not started did nothing.
+        results = getattr(exc, "results", None) or [None] * len(targets)
+        stopped = CommandInterruptedError("interrupted")
+        stopped.partial = _fleet(command, [  # type: ignore[attr-defined]
+            item.value if item is not None else _part(command, target, CommandInterruptedError(
+                f"interrupted before {target.name} was started: nothing was sent to it"))
+            for target, item in zip(targets, results)])
+        raise stopped from None
+    return _fleet(command, parts)
+
+
+def _fleet(command: str, parts: list[Result]) -> Result:
     doc = {"targets": [{"target": p.target, "status": p.status, "exit_code": p.exit_code, "data": p.data,
                         "warnings": list(p.warnings), "errors": list(p.errors)} for p in parts]}
     worst = max(p.exit_code for p in parts)
@@ -54,7 +72,7 @@ def _run_all(ctx: Context, command: str, run: Callable[[Target], Result], target
     progress, ctx.progress = ctx.progress, None
     try:
         with progress(f"{command}: {len(targets)} targets") if progress else _nothing(), _fewer_collections():
-            done = fetch_many(targets, one, max_workers=ctx.settings.jobs)
+            done = fetch_many(targets, one, max_workers=ctx.settings.jobs, grace=STOP_GRACE)
     finally:
         ctx.progress = progress
     return [item.value for item in done]  # type: ignore[misc]  # `one` raises no LbctlError
