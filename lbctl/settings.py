@@ -95,14 +95,6 @@ def _names(value: str) -> list[str]:
     return [value] if "=" in value and not value.lower().startswith(("http://", "https://")) else value.split(",")
 
 
-def has_credentials(url: str) -> bool:
-    """Whether a URL holds a user name or password (`scheme://user:password@host`)."""
-    rest = url.split("://", 1)[-1]
-    for end in "/?#":
-        rest = rest.split(end, 1)[0]
-    return "@" in rest
-
-
 def _read_user_config(environ: Mapping[str, str]) -> dict:
     from lbctl.fsutil import read_own_file
 
@@ -142,11 +134,11 @@ def resolve(flags: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -
     if values.get("output", "table") not in ("table", "json"):
         raise UsageError(f"Invalid output format {values['output']!r}: use table or json")
     values["index_url"] = values.get("index_url", DEFAULT_INDEX_URL).rstrip("/")
+    from lbctl.urls import has_credentials, require
+
     if has_credentials(values["index_url"]):
         raise UsageError("The marketplace URL (--index-url) holds a user name or password: lbctl sends the "
                          "marketplace no credentials", hint="Give the URL without `user:password@`.")
-    from lbctl.urls import require
-
     values["index_url"] = require(values["index_url"], "index URL")
     values["targets"] = _targets_table(user.get("targets", {}))
     for name in ("timeout", "wait_ready", "lock_timeout"):

@@ -80,6 +80,14 @@ def _reason(text: str) -> str:
     return text
 
 
+def has_credentials(url: str) -> bool:
+    """Whether a URL holds a user name or password (`scheme://user:password@host`)."""
+    rest = url.split("://", 1)[-1]
+    for end in "/?#":
+        rest = rest.split(end, 1)[0]
+    return "@" in rest
+
+
 def check(url: str) -> str:
     """`url` unchanged when it is usable, else BadURL with the reason."""
     reason = problem(url)

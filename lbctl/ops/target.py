@@ -9,9 +9,9 @@ from lbctl import userconfig
 from lbctl.context import Context
 from lbctl.errors import CredentialsError, LbctlError, NotFoundError, UsageError
 from lbctl.models import Result
-from lbctl.settings import config_path, has_credentials
+from lbctl.settings import config_path
 from lbctl.targets import LOCAL, is_selector, is_url, open_one, open_target, parse_label, refuse_credentials
-from lbctl.urls import require as require_url
+from lbctl.urls import has_credentials, require as require_url
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -6,7 +6,7 @@ import re
 from typing import TYPE_CHECKING, Iterable
 
 from lbctl.errors import NotFoundError, PreconditionError, UsageError
-from lbctl.settings import has_credentials
+from lbctl.urls import has_credentials
 
 if TYPE_CHECKING:
     from lbctl.context import Context
