@@ -6,7 +6,6 @@ import hashlib
 import json
 import os
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -517,39 +516,49 @@ def fetch_many(items: Iterable[T], fn: Callable[[T], R], *, max_workers: int = P
     Only LbctlError is captured per item; any other exception is a bug and propagates. The threads are daemons
     and take no new item once the command is interrupted, so a Ctrl-C never waits for downloads to finish; with
     `grace`, it waits that long for the items under way, and the KeyboardInterrupt carries `results` (None for
-    an item not finished).
+    an item not finished) and `begun` (the indexes of the items that were started).
     """
     items = list(items)
     if len(items) <= 1:
         return [_capture(fn, item) for item in items]
     results: list[Any] = [None] * len(items)
     todo = iter(range(len(items)))
+    begun: set[int] = set()
     lock = threading.Lock()
+    workers = min(max_workers, len(items))
+    running = [workers]
+    finished = threading.Event()  # not Thread.join: a join that a Ctrl-C interrupts marks its thread as stopped
+    # while it still runs (CPython's bpo-45274 handling), and every later join returns at once
 
     def work() -> None:
-        while not interrupts.received():
+        try:
+            while not interrupts.received():
+                with lock:
+                    index = next(todo, None)
+                    if index is not None:
+                        begun.add(index)
+                if index is None:
+                    return
+                try:
+                    results[index] = _capture(fn, items[index])
+                except BaseException as exc:  # noqa: BLE001 - a bug: raised again in the calling thread
+                    results[index] = exc
+        finally:
             with lock:
-                index = next(todo, None)
-            if index is None:
-                return
-            try:
-                results[index] = _capture(fn, items[index])
-            except BaseException as exc:  # noqa: BLE001 - a bug: raised again in the calling thread
-                results[index] = exc
+                running[0] -= 1
+                if not running[0]:
+                    finished.set()
 
-    workers = [threading.Thread(target=work, name="lbctl-fetch", daemon=True)
-               for _ in range(min(max_workers, len(items)))]
-    for worker in workers:
-        worker.start()
+    for _ in range(workers):
+        threading.Thread(target=work, name="lbctl-fetch", daemon=True).start()
     try:
-        for worker in workers:
-            worker.join()
+        finished.wait()
         interrupts.check()
     except KeyboardInterrupt as exc:
-        deadline = time.monotonic() + grace
-        for worker in workers:
-            worker.join(max(deadline - time.monotonic(), 0))
-        exc.results = [r if isinstance(r, Fetched) else None for r in results]  # type: ignore[attr-defined]
+        finished.wait(grace)
+        with lock:
+            exc.results = [r if isinstance(r, Fetched) else None for r in results]  # type: ignore[attr-defined]
+            exc.begun = set(begun)  # type: ignore[attr-defined]
         raise
     for result in results:
         if isinstance(result, BaseException):

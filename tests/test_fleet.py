@@ -313,7 +313,7 @@ def test_ctrl_c_during_a_fleet_sync_reports_every_target_as_it_holds_it(farms, m
     file = plugins_file(tmp_path, IDS)
     proc = spawn(["--target", names, "--jobs", "2", "sync", str(file), "--json"])
     started = time.monotonic()
-    while not (handler_installed(proc.pid) and farm.plugin_ids(0) + farm.plugin_ids(1)):
+    while not (handler_installed(proc.pid) and farm.plugin_ids(0) and farm.plugin_ids(1)):  # both mid-apply
         assert proc.poll() is None and time.monotonic() - started < 60, "no install began"
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
@@ -325,6 +325,7 @@ def test_ctrl_c_during_a_fleet_sync_reports_every_target_as_it_holds_it(farms, m
     parts = {part["target"]: part for part in doc["data"]["targets"]}
     assert sorted(parts) == ["farm-0", "farm-1", "farm-2"], doc
     for index in (0, 1):
+        assert parts[f"farm-{index}"]["data"] is not None, parts[f"farm-{index}"]["errors"]
         actions = parts[f"farm-{index}"]["data"]["actions"]
         done = {a["id"] for a in actions if a["status"] == "done" and a["action"] == "install"}
         assert done == set(farm.plugin_ids(index)), (index, actions)

@@ -40,13 +40,20 @@ def each(ctx: Context, command: str, run: Callable[[Target], Result], targets: l
     except KeyboardInterrupt as exc:
         # Each target that was under way has said what it did; one that had not started did nothing.
         results = getattr(exc, "results", None) or [None] * len(targets)
+        begun = getattr(exc, "begun", None)
         stopped = CommandInterruptedError("interrupted")
         stopped.partial = _fleet(command, [  # type: ignore[attr-defined]
-            item.value if item is not None else _part(command, target, CommandInterruptedError(
-                f"interrupted before {target.name} was started: nothing was sent to it"))
-            for target, item in zip(targets, results)])
+            item.value if item is not None else _part(command, target, _unreported(target, begun, index))
+            for index, (target, item) in enumerate(zip(targets, results))])
         raise stopped from None
     return _fleet(command, parts)
+
+
+def _unreported(target: Target, begun: set[int] | None, index: int) -> CommandInterruptedError:
+    if begun is not None and index not in begun:
+        return CommandInterruptedError(f"interrupted before {target.name} was started: nothing was sent to it")
+    return CommandInterruptedError(f"interrupted: {target.name} did not say what it did within {STOP_GRACE:g} s",
+                                   hint=f"See `lbctl --target {target.name} list`.")
 
 
 def _fleet(command: str, parts: list[Result]) -> Result:
