@@ -7,7 +7,7 @@ import os
 import threading
 from pathlib import Path
 
-from lbctl.errors import LbctlError
+from lbctl.errors import LbctlError, NotFoundError
 from lbctl.fsutil import (PRIVATE_FILE, copy_atomic, is_sha256, private_dir, read_own_file,
                           remove_stale_temporaries, sha256_file, write_atomic)
 
@@ -115,7 +115,7 @@ def find_links_index(dirs: tuple[Path, ...]) -> dict[str, dict[str, Path]]:
 
     found: dict[str, dict[str, Path]] = {}
     for directory in dirs:
-        for path in sorted(Path(directory).glob("*.lbpkg")):
+        for path in _packages_in(Path(directory)):
             if not path.is_file():
                 continue  # a FIFO or a device would hang or never end
             try:
@@ -124,3 +124,18 @@ def find_links_index(dirs: tuple[Path, ...]) -> dict[str, dict[str, Path]]:
                 continue
             found.setdefault(info.id, {}).setdefault(info.version, path)
     return found
+
+
+def _packages_in(directory: Path) -> list[Path]:
+    """The *.lbpkg files of a --find-links directory; one that is missing or unreadable is an error (exit 5),
+    not an empty directory: a mistyped path would otherwise make an offline install fail for another reason,
+    or a connected one download what the directory was meant to provide."""
+    try:
+        with os.scandir(directory) as entries:
+            names = sorted(entry.name for entry in entries if entry.name.endswith(".lbpkg"))
+    except OSError as exc:
+        problem = {FileNotFoundError: "no such directory", NotADirectoryError: "not a directory"}.get(
+            type(exc), exc.strerror or type(exc).__name__)
+        raise NotFoundError(f"--find-links {directory}: {problem}",
+                            hint="Name a directory of .lbpkg files (--find-links or LBCTL_FIND_LINKS).") from None
+    return [directory / name for name in names]

@@ -414,6 +414,22 @@ def test_find_links_from_the_environment_variable(lbctl, market, tmp_path, monke
     assert market.requests == []
 
 
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_a_find_links_path_that_is_no_directory_is_exit_5_not_ignored(lbctl, market, tmp_path, home, cache, kind):
+    publish(market, "acme/echo", "1.0.0")
+    links = tmp_path / "links"
+    if kind == "file":
+        links.write_bytes(make_lbpkg("acme", "echo", "1.0.0"))
+
+    run = lbctl("--find-links", str(links), "install", "acme/echo", "--json")
+
+    assert run.exit_code == 5, run.output
+    problem = "no such directory" if kind == "missing" else "not a directory"
+    assert run.json["errors"][0]["message"] == f"--find-links {links}: {problem}"
+    assert market.requests == []  # refused before anything was downloaded in its place
+    assert files_under(home) == []
+
+
 def test_offline_with_a_mismatched_find_links_version_is_exit_5(lbctl, market, tmp_path, home, cache):
     links = tmp_path / "links"
     links.mkdir()
