@@ -126,10 +126,14 @@ CASES = [  # (command line up to the cursor, the values offered, whether the she
     ("lbctl show ", {FIXTURE_ID, KEYED}, None),
     ("lbctl uninstall lbctl-tests/hello ", {KEYED}, None),
     ("lbctl config show lbctl-t", {FIXTURE_ID}, None),
-    ("lbctl --target ", {"local", "prod", "staging"}, None),
-    ("lbctl list -t ", {"local", "prod", "staging"}, None),
+    ("lbctl --target ", {"local", "prod", "staging", "env=eu", "env=us", "tier=db"}, None),
+    ("lbctl list -t ", {"local", "prod", "staging", "env=eu", "env=us", "tier=db"}, None),
     ("lbctl list --target=pr", {"--target=prod"}, None),
-    ("lbctl list --target prod,", {"prod,local", "prod,staging"}, None),
+    ("lbctl list --target prod,", {"prod,local", "prod,staging"}, None),  # names, not a selector
+    ("lbctl list --target en", {"env=eu", "env=us"}, None),  # the labels of the targets, as selectors
+    ("lbctl list --target env=e", {"env=eu"}, None),
+    ("lbctl list --target=env=u", {"--target=env=us"}, None),
+    ("lbctl list --target env=eu,", {"env=eu,tier=db"}, None),  # the next label of the selector, another key
     ("lbctl target use ", {"local", "prod", "staging"}, None),
     ("lbctl target remove ", {"prod", "staging"}, None),
     ("lbctl target show s", {"staging"}, None),
@@ -177,8 +181,9 @@ def world(lbctl, fixture_lbpkg, tmp_path) -> Path:
     (cache.packages / f"{sha}.lbpkg").write_bytes(keyed)
     cache.remember("acme/echo", "1.0.0", sha)
     cache.remember("acme/gone", "1.0.0", "b" * 64)
-    for name, port in (("prod", 9), ("staging", 10)):  # never contacted
-        assert lbctl("target", "add", name, f"http://127.0.0.1:{port}").exit_code == 0
+    for name, port, labels in (("prod", 9, ["env=us"]), ("staging", 10, ["env=eu", "tier=db"])):  # never contacted
+        assert lbctl("target", "add", name, f"http://127.0.0.1:{port}",
+                     *[arg for label in labels for arg in ("--label", label)]).exit_code == 0
     notes = tmp_path / "home" / "targets" / _notes_name("http://127.0.0.1:9")
     notes.parent.mkdir(parents=True, exist_ok=True)
     notes.write_text(json.dumps({"plugins": {"acme/remote": {"sha256": sha, "source": "marketplace"}}}))
@@ -337,6 +342,7 @@ def test_tab_in_a_real_bash(world, lbctl_on_path):
                                ("lbctl config set hello gr", "lbctl config set hello greeting="),
                                ("lbctl config set keyed debug=t", "lbctl config set keyed debug=true "),
                                ("lbctl list --target=pr", "lbctl list --target=prod "),
+                               ("lbctl list --target env=e", "lbctl list --target env=eu "),
                                ("lbctl sync pyproject.t", "lbctl sync pyproject.toml "),
                                ("lbctl install examples/lbctl-examples-d",
                                 "lbctl install examples/lbctl-examples-dice-0.1.0.lbpkg ")]:

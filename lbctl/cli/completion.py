@@ -8,7 +8,8 @@ path). A parameter with nothing to offer gets nothing, not the files of the curr
 Parameters are completed by what they are, like kubectl's resource names, whatever command declares them:
 - `ID`, `[ID]`, `ID...`, `--exclude`: installed plugin ids of the command's target (`market …`: marketplace ids);
 - `SPEC...`, `--to`: marketplace ids in the download cache (`author/name@` their versions), and files;
-- `-t/--target` (a comma list too) and the `NAME` of `target show|use|remove|login|…`: target names;
+- `-t/--target` (a comma list too) and the `NAME` of `target show|use|remove|login|…`: target names, and
+  for `--target` the labels of the defined targets as selectors (`env=prod`);
 - `KEY`, `KEY...`, `KEY=VALUE...` of `config get|unset|set ID`: the plugin's config keys (`KEY=` the options of
   a select or boolean);
 - paths (and `FILE…`/`DIR` metavars): files or directories.
@@ -259,20 +260,33 @@ def complete_specs(ctx: Any, incomplete: str) -> list[Item]:
 
 
 def complete_targets(ctx: Any, incomplete: str) -> list[Item]:
-    """`local` and the defined target names; after a comma, the next name of a comma list."""
+    """`local`, the defined target names and their labels as selectors (`env=prod`); after a comma, the next
+    item of the same kind (a comma list of names, or the next KEY=VALUE of a selector)."""
     head, _, last = incomplete.rpartition(",")
     lead = f"{head}," if head else ""
-    taken = set(head.split(",")) if head else set()
+    given = head.split(",") if head else []
     config = settings(ctx)
-    defined = config.targets.items() if config is not None else ()
-    urls = {name: str(t.get("url", "")) for name, t in defined if isinstance(t, dict)}
-    return [Item(lead + name, help=urls.get(name) or ("the environment" if name == LOCAL else None))
-            for name in target_names(config) if name.startswith(last) and name not in taken]
+    defined = [(name, t) for name, t in (config.targets.items() if config is not None else ()) if isinstance(t, dict)]
+    items = []
+    if not any("=" in item for item in given):
+        urls = {name: str(t.get("url", "")) for name, t in defined}
+        items += [Item(lead + name, help=urls.get(name) or ("the environment" if name == LOCAL else None))
+                  for name in target_names(config) if name.startswith(last) and name not in given]
+    if not given or any("=" in item for item in given):
+        keys = {item.partition("=")[0] for item in given}
+        holders: dict[str, list[str]] = {}
+        for name, target in sorted(defined):
+            labels = target.get("labels")
+            for key, value in (labels.items() if isinstance(labels, dict) else ()):
+                holders.setdefault(f"{key}={value}", []).append(name)
+        items += [Item(lead + pair, help=f"selects {', '.join(names)}") for pair, names in sorted(holders.items())
+                  if pair.startswith(last) and pair.partition("=")[0] not in keys]
+    return items
 
 
 def complete_target_names(ctx: Any, incomplete: str) -> list[Item]:
     """Defined target names (for `target use`, `local` too)."""
-    names = [item for item in complete_targets(ctx, incomplete) if "," not in item.value]
+    names = [item for item in complete_targets(ctx, incomplete) if "," not in item.value and "=" not in item.value]
     return names if ctx.info_name == "use" else [item for item in names if item.value != LOCAL]
 
 
