@@ -247,3 +247,20 @@ def test_a_client_and_a_package_without_requirements_load_neither_http2_nor_pack
     assert "'httpcore'" in loaded and "'h2" not in loaded and "'hpack" not in loaded, loaded
     assert "'packaging.requirements'" not in loaded, loaded
     assert importable == "True"
+
+
+def test_a_bare_langbot_plugin_requirement_does_not_ask_for_the_runtimes_version(tmp_path):
+    """A plugin that requires `langbot-plugin` without a version (lbp's template) is accepted whatever runtime is
+    installed: reading it (`show`, `install`) must not load importlib.metadata (~13 ms) to look the version up;
+    a line with a version still checks it (tests/test_deps_requirements.py)."""
+    from pkgfactory import make_lbpkg
+
+    package = tmp_path / "p.lbpkg"
+    package.write_bytes(make_lbpkg("acme", "plain", "1.0.0",
+                                   extra_files={"requirements.txt": "langbot-plugin\nrequests>=2\n"}))
+    code = ("import sys, pathlib, lbctl.lbpkg as l\n"
+            f"print(l.read_file(pathlib.Path({str(package)!r})).requirements)\n"
+            "print('importlib.metadata' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["('langbot-plugin', 'requests>=2')", "False"]
