@@ -7,7 +7,7 @@ import os
 import threading
 from pathlib import Path
 
-from lbctl.errors import LbctlError, NotFoundError
+from lbctl.errors import LbctlError, NotFoundError, PreconditionError
 from lbctl.fsutil import (PRIVATE_FILE, copy_atomic, is_sha256, private_dir, read_own_file,
                           remove_stale_temporaries, sha256_file, write_atomic)
 
@@ -127,15 +127,16 @@ def find_links_index(dirs: tuple[Path, ...]) -> dict[str, dict[str, Path]]:
 
 
 def _packages_in(directory: Path) -> list[Path]:
-    """The *.lbpkg files of a --find-links directory; one that is missing or unreadable is an error (exit 5),
-    not an empty directory: a mistyped path would otherwise make an offline install fail for another reason,
+    """The *.lbpkg files of a --find-links directory; one that is missing (exit 5) or unreadable (exit 6) is an
+    error, not an empty directory: a mistyped path would otherwise make an offline install fail for another reason,
     or a connected one download what the directory was meant to provide."""
     try:
         with os.scandir(directory) as entries:
             names = sorted(entry.name for entry in entries if entry.name.endswith(".lbpkg"))
-    except OSError as exc:
-        problem = {FileNotFoundError: "no such directory", NotADirectoryError: "not a directory"}.get(
-            type(exc), exc.strerror or type(exc).__name__)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        problem = "no such directory" if isinstance(exc, FileNotFoundError) else "not a directory"
         raise NotFoundError(f"--find-links {directory}: {problem}",
                             hint="Name a directory of .lbpkg files (--find-links or LBCTL_FIND_LINKS).") from None
+    except OSError as exc:  # unreadable (permissions, I/O): there, but not usable
+        raise PreconditionError(f"--find-links {directory}: {exc.strerror or type(exc).__name__}") from None
     return [directory / name for name in names]

@@ -430,6 +430,17 @@ def test_a_find_links_path_that_is_no_directory_is_exit_5_not_ignored(lbctl, mar
     assert files_under(home) == []
 
 
+def test_a_find_links_path_that_cannot_be_read_is_exit_6(lbctl, market, tmp_path, home):
+    links = tmp_path / "links"
+    links.symlink_to(links)  # a loop: there, but no directory can be read through it (also as root)
+
+    run = lbctl("--find-links", str(links), "install", "acme/echo", "--json")
+
+    assert run.exit_code == 6, run.output
+    assert run.json["errors"][0]["message"] == f"--find-links {links}: Too many levels of symbolic links"
+    assert market.requests == []
+
+
 def test_offline_with_a_mismatched_find_links_version_is_exit_5(lbctl, market, tmp_path, home, cache):
     links = tmp_path / "links"
     links.mkdir()
