@@ -73,6 +73,17 @@ def lbctl():
 
 
 @pytest.fixture
+def market(monkeypatch):
+    """A started FakeMarket (tests/fakemarket.py) that LBCTL_INDEX_URL points at; a test file that needs packages
+    published overrides it, asking for this one by the same name."""
+    from fakemarket import FakeMarket
+
+    with FakeMarket() as fake:
+        monkeypatch.setenv("LBCTL_INDEX_URL", fake.url)
+        yield fake
+
+
+@pytest.fixture
 def fixture_lbpkg() -> Path:
     assert FIXTURE_LBPKG.exists(), f"the test plugin is missing: {FIXTURE_LBPKG}"
     return FIXTURE_LBPKG

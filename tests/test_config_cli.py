@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import tree_snapshot
-from fakemarket import FakeMarket
 from pkgfactory import make_lbpkg
 
 CONFIG_ROW_KEYS = {"name", "type", "required", "default", "value", "secret"}
@@ -952,13 +951,6 @@ V2_SCHEMA = [
     {"name": "new_num", "type": "integer", "default": 42},
     {"name": "new_plain", "type": "string"},
 ]
-
-
-@pytest.fixture
-def market(monkeypatch):
-    with FakeMarket() as fake:
-        monkeypatch.setenv("LBCTL_INDEX_URL", fake.url)
-        yield fake
 
 
 def test_config_kept_on_update_from_the_marketplace(lbctl, home, market):

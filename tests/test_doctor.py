@@ -7,7 +7,6 @@ import json
 import socket
 
 import pytest
-from fakemarket import FakeMarket
 from pkgfactory import make_lbpkg
 
 from conftest import FIXTURE_ID
@@ -27,11 +26,9 @@ def installed(lbctl, fixture_lbpkg, home):
 
 
 @pytest.fixture
-def market(monkeypatch):
-    with FakeMarket() as market:
-        market.add(make_lbpkg("acme", "echo", "1.0.0"), install_count=3)
-        monkeypatch.setenv("LBCTL_INDEX_URL", market.url)
-        yield market
+def market(market):
+    market.add(make_lbpkg("acme", "echo", "1.0.0"), install_count=3)
+    return market
 
 
 def test_all_ok_with_a_reachable_marketplace(lbctl, installed, market):

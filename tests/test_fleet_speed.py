@@ -9,19 +9,16 @@ import os
 
 import pytest
 
-from fakemarket import FakeMarket
 from pkgfactory import make_lbpkg
 
 IDS = [f"speed/p{i}" for i in range(5)]
 
 
 @pytest.fixture
-def market(monkeypatch):
-    with FakeMarket() as market:
-        for pid in IDS:
-            market.add(make_lbpkg(*pid.split("/"), "1.0.0", config=[]))
-        monkeypatch.setenv("LBCTL_INDEX_URL", market.url)
-        yield market
+def market(market):
+    for pid in IDS:
+        market.add(make_lbpkg(*pid.split("/"), "1.0.0", config=[]))
+    return market
 
 
 def stored(home, sha256: str):

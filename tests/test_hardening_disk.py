@@ -17,8 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from conftest import FIXTURE_ID, tree_snapshot
 from fakemarket import API, FakeMarket
 from hardening_support import finish, one_line_error, read_only, run_cli, spawn, tmpfs
@@ -31,13 +29,6 @@ def sha256(data: bytes) -> str:
 
 def files_under(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
-
-
-@pytest.fixture
-def market(monkeypatch):
-    with FakeMarket() as fake:
-        monkeypatch.setenv("LBCTL_INDEX_URL", fake.url)
-        yield fake
 
 
 def downloads(market: FakeMarket) -> int:

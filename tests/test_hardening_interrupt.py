@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import pytest
 
 from conftest import FIXTURE_ID
-from fakemarket import API, FakeMarket
+from fakemarket import API
 from hardening_support import finish, handler_installed, spawn
 from pkgfactory import make_lbpkg
 
@@ -59,11 +59,9 @@ def assert_interrupted(run) -> None:
 
 
 @pytest.fixture
-def market(monkeypatch):
-    with FakeMarket() as fake:
-        monkeypatch.setenv("LBCTL_INDEX_URL", fake.url)
-        fake.add(make_lbpkg("acme", "echo", "1.0.0", extra_files={"blob.bin": os.urandom(20_000)}))
-        yield fake
+def market(market):
+    market.add(make_lbpkg("acme", "echo", "1.0.0", extra_files={"blob.bin": os.urandom(20_000)}))
+    return market
 
 
 @pytest.mark.parametrize("busy", [0, 3], ids=["idle", "loaded"])

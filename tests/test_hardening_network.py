@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import pytest
 
-from fakemarket import API, FakeMarket, gzip_bomb
+from fakemarket import API, gzip_bomb
 from hardening_support import run_cli
 from pkgfactory import make_lbpkg
 
@@ -26,11 +26,9 @@ def bomb(layers: int) -> bytes:
 
 
 @pytest.fixture
-def market(monkeypatch):
-    with FakeMarket() as fake:
-        monkeypatch.setenv("LBCTL_INDEX_URL", fake.url)
-        fake.add(make_lbpkg("acme", "echo", "1.0.0"))
-        yield fake
+def market(market):
+    market.add(make_lbpkg("acme", "echo", "1.0.0"))
+    return market
 
 
 # item 1: decompression bombs -------------------------------------------------------------------------------

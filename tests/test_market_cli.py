@@ -25,14 +25,6 @@ DOWNLOAD_PREFIX = f"{API}/plugins/download/"
 
 
 @pytest.fixture
-def market(monkeypatch):
-    """A started FakeMarket that LBCTL_INDEX_URL points at."""
-    with FakeMarket() as fake:
-        monkeypatch.setenv("LBCTL_INDEX_URL", fake.url)
-        yield fake
-
-
-@pytest.fixture
 def cache(tmp_path) -> Path:
     return tmp_path / "cache"
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, tree_snapshot
-from fakemarket import FakeMarket
 from pkgfactory import make_lbpkg
 
 ID = "acme/knobs"
@@ -227,11 +226,9 @@ def test_a_file_that_does_not_exist_is_exit_5_for_every_command(lbctl, installed
 
 
 @pytest.fixture
-def market(monkeypatch):
-    with FakeMarket() as fake:
-        monkeypatch.setenv("LBCTL_INDEX_URL", fake.url)
-        fake.add(make_lbpkg("acme", "echo", "1.0.0"))
-        yield fake
+def market(market):
+    market.add(make_lbpkg("acme", "echo", "1.0.0"))
+    return market
 
 
 def elsewhere(monkeypatch, tmp_path: Path) -> None:
