@@ -9,7 +9,7 @@ import stat
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Final, Iterator
+from typing import BinaryIO, Callable, Final, Iterator
 
 from lbctl.errors import EnvironmentUnusableError
 
@@ -65,21 +65,29 @@ def open_regular(path: Path | str) -> BinaryIO:
         raise
 
 
-def flock_within(fd: int, timeout: float, locked, poll: float = 0.02) -> None:
-    """An exclusive flock on `fd`, waiting at most `timeout` seconds for another process to let go; then the
-    error `locked()` makes (exit 6: no lbctl waits for ever on another)."""
+@contextmanager
+def holding_lock(path: Path, timeout: float, locked: Callable[[], Exception], poll: float = 0.02) -> Iterator[None]:
+    """An exclusive flock on the lock file `path` (created owner-only) for the block, waiting at most `timeout`
+    seconds for another process to let go; then the error `locked()` makes (exit 6: no lbctl waits for ever on
+    another). A lock file that cannot be opened is EnvironmentUnusableError naming it."""
     import fcntl
     import time
 
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise locked() from None
-            time.sleep(poll)
+    with writing_to(path):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise locked() from None
+                time.sleep(poll)
+        yield
+    finally:
+        os.close(fd)
 
 
 def is_sha256(text: str) -> bool:

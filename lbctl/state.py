@@ -31,7 +31,7 @@ from typing import Any, Final, Iterable, Iterator
 
 from lbctl import interrupts
 from lbctl.errors import EnvironmentUnusableError, LbctlError, LockedError, PreconditionError, StateCorruptError
-from lbctl.fsutil import (PRIVATE_FILE, NotRegularFile, copy_atomic, file_kind, flock_within, fsync_path, is_sha256,
+from lbctl.fsutil import (PRIVATE_FILE, NotRegularFile, copy_atomic, file_kind, fsync_path, holding_lock, is_sha256,
                           link_atomic, private_dir, read_own_file, read_own_file_stat, remove_stale_temporaries,
                           sha256_file, unusable, write_atomic, writing_to)
 from lbctl.models import PackageInfo, Record
@@ -400,15 +400,10 @@ class Environment:
     @contextmanager
     def lock(self, timeout: float | None = None) -> Iterator[None]:
         private_dir(self.home)
-        with writing_to(self.home / ".lock"):
-            fd = os.open(self.home / ".lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
-        try:
-            flock_within(fd, self.lock_timeout if timeout is None else timeout, lambda: LockedError(
+        with holding_lock(self.home / ".lock", self.lock_timeout if timeout is None else timeout, lambda: LockedError(
                 f"The environment {self.home} is locked by another lbctl process",
-                hint="Wait for it to finish, or set LBCTL_LOCK_TIMEOUT to wait longer."), poll=0.05)
+                hint="Wait for it to finish, or set LBCTL_LOCK_TIMEOUT to wait longer."), poll=0.05):
             yield
-        finally:
-            os.close(fd)
 
 
 # --- storage.db ----------------------------------------------------------------------------------------

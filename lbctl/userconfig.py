@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from lbctl.errors import CredentialsError, LockedError, PreconditionError, UsageError
-from lbctl.fsutil import flock_within, private_dir, read_own_file, write_atomic
+from lbctl.fsutil import holding_lock, private_dir, read_own_file, write_atomic
 from lbctl.settings import config_path
 
 KEY_VARIABLES = ("LBCTL_API_KEY", "LANGBOT_API_KEY")
@@ -56,17 +56,10 @@ def locked(environ: Mapping[str, str] = os.environ, timeout: float = LOCK_TIMEOU
     """The lock of the config file and the credentials file (one lock for both, beside them)."""
     path = config_path(environ)
     private_dir(path.parent)
-    lock = path.parent / f".{path.name}.lock"
-    try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as exc:
-        raise PreconditionError(f"Cannot lock {path}: {exc.strerror or exc}") from None
-    try:
-        flock_within(fd, timeout, lambda: LockedError(f"The user config {path} is locked by another lbctl process",
-                                                      hint="Wait for it to finish and try again."), poll=0.01)
+    with holding_lock(path.parent / f".{path.name}.lock", timeout, lambda: LockedError(
+            f"The user config {path} is locked by another lbctl process", hint="Wait for it to finish and try again."),
+            poll=0.01):
         yield
-    finally:
-        os.close(fd)
 
 
 def update_config(change: Callable[[dict], Any], environ: Mapping[str, str] = os.environ) -> Any:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
 import threading
 import time
@@ -26,7 +25,7 @@ from lbctl import configschema, interrupts
 from lbctl.errors import (CommandInterruptedError, CredentialsError, LbctlError, NetworkError, NotFoundError,
                           LockedError, PackageInvalidError, PluginFailedError, PreconditionError, ProtocolError,
                           TaskFailedError)
-from lbctl.fsutil import flock_within, is_sha256, private_dir, read_own_file, write_atomic
+from lbctl.fsutil import holding_lock, is_sha256, private_dir, read_own_file, write_atomic
 from lbctl.models import Component, PackageInfo, Record
 from lbctl.plan import PACKAGE_ACTIONS, PREVIOUS_FIELDS, previous_fields
 from lbctl.targets.base import Applied, Target, with_applied
@@ -913,11 +912,7 @@ class Notes:
     @contextmanager
     def _locked(self) -> Iterator[None]:
         private_dir(self.path.parent)
-        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            flock_within(fd, NOTES_LOCK_TIMEOUT, lambda: LockedError(
+        with holding_lock(self.path.with_suffix(".lock"), NOTES_LOCK_TIMEOUT, lambda: LockedError(
                 f"lbctl's notes on this LangBot ({self.path}) are locked by another lbctl process",
-                hint="Wait for it to finish and try again."))
+                hint="Wait for it to finish and try again.")):
             yield
-        finally:
-            os.close(fd)
