@@ -579,7 +579,7 @@ def fleet(r: Renderer, result: Result) -> None:
     if r.tty:
         r.table(columns, rows)
     else:  # for grep and awk: aligned columns, nothing wrapped or cut
-        cells = [[sanitize(str(v)) for v in row] for row in [columns, *rows]]
+        cells = [[r._cell(str(v)) for v in row] for row in [columns, *rows]]
         widths = [max(map(len, column)) for column in zip(*cells)]
         for row in cells:
             r.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
